@@ -1,0 +1,6 @@
+"""distinv: large imaging inverse problems across several GPUs with PyTorch and DeepInverse."""
+
+from distinv.launch import LaunchTimeout, RankError, launch, rank_device
+
+__all__ = ["launch", "rank_device", "RankError", "LaunchTimeout"]
+__version__ = "0.1.0"
