@@ -1,0 +1,1 @@
+"""Distributed building blocks: accounted communication, slabs and halos, spatially split physics."""
