@@ -359,7 +359,9 @@ def _rank_main(rank: int, fn, args, kwargs, plan: _Plan, port: int, conn) -> Non
             dist.destroy_process_group()
         except Exception:  # teardown problems must not hide a result
             pass
-        conn.send(("result", result if rank == 0 else None))
+        # plain pickle: multiprocessing's pickler would share tensor storage through file descriptors
+        # that die with this process
+        conn.send(("result", pickle.dumps(result if rank == 0 else None, protocol=pickle.HIGHEST_PROTOCOL)))
     except BaseException as exc:  # noqa: BLE001 - every failure travels to the caller
         try:
             conn.send(("error", traceback.format_exc(), type(exc).__name__))
@@ -433,7 +435,7 @@ def _run_children(fn, args, kwargs, plan: _Plan) -> Any:
                     if message[0] == "out":
                         _write_out(message[1], message[2])
                     elif message[0] == "result":
-                        done[rank] = message[1]
+                        done[rank] = pickle.loads(message[1])
                     elif message[0] == "error":
                         raise RankError(rank, message[1], message[2])
             for rank, proc in enumerate(processes):
@@ -448,7 +450,7 @@ def _run_children(fn, args, kwargs, plan: _Plan) -> Any:
                         if message[0] == "out":
                             _write_out(message[1], message[2])
                         elif message[0] == "result":
-                            done[rank] = message[1]
+                            done[rank] = pickle.loads(message[1])
                         elif message[0] == "error":
                             raise RankError(rank, message[1], message[2])
                     if rank not in done:
