@@ -253,13 +253,15 @@ def atomic_write(path: Path, write) -> None:
 
 
 def git_commit() -> str | None:
+    """Short commit of the checkout, else ``$DISTINV_COMMIT`` (a copy without ``.git``)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
         )
-        return out.stdout.strip() or None
+        commit = out.stdout.strip()
     except OSError:
-        return None
+        commit = ""
+    return commit or os.environ.get("DISTINV_COMMIT")
 
 
 def device_name(device: str) -> str:
@@ -324,7 +326,8 @@ def write_model_card(out_dir: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------------
-def train(config: TrainingConfig, images, out_dir: Path, force: bool) -> dict:
+def train(config: TrainingConfig, images, out_dir: Path, force: bool,
+          validation_crop: int = VALIDATION_CROP) -> dict:
     from deepinv.models import DRUNet
     from tqdm import tqdm
 
@@ -334,14 +337,15 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     device = config.device
+    generator = torch.Generator().manual_seed(config.seed)  # patch positions (CPU)
+    noise_generator = torch.Generator(device).manual_seed(config.seed)  # sigma and noise
     train_images = [to_tensor(im, config.channels) for im in images["train"].values()]
     train_names = [n for n, t in zip(images["train"], train_images) if t is not None]
     sampler = PatchSampler([t.to(device) for t in train_images if t is not None], config.patch,
                            generator)
     val_images = {
-        n: center_crop(t, VALIDATION_CROP)
+        n: center_crop(t, validation_crop)
         for n, im in images["val"].items()
         if (t := to_tensor(im, config.channels)) is not None
     }
@@ -350,11 +354,12 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool) -> dict:
                    pretrained=None, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     use_bf16 = device.startswith("cuda")
+    torch.backends.cudnn.benchmark = use_bf16  # fixed shapes: let cuDNN pick its kernels
     loss_fn = torch.nn.functional.l1_loss if config.loss == "l1" else torch.nn.functional.mse_loss
 
     budget_s = None if config.minutes is None else 60.0 * config.minutes
-    progress = tqdm(total=config.steps, desc=config.name, mininterval=5 if sys.stderr.isatty() else 30,
-                    file=sys.stderr)
+    interval = 5 if sys.stderr.isatty() else 30
+    progress = tqdm(total=config.steps, desc=config.name, mininterval=interval, file=sys.stderr)
     model.train()
     step, start, running = 0, time.perf_counter(), None
     while True:
@@ -367,8 +372,9 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = lr
         x = sampler.sample(config.batch)
-        sigma = config.sigma_max * torch.rand(config.batch, generator=generator).to(device)
-        noise = torch.randn(x.shape, generator=generator).to(device)
+        sigma = config.sigma_max * torch.rand(config.batch, generator=noise_generator,
+                                              device=device)
+        noise = torch.randn(x.shape, generator=noise_generator, device=device)
         y = x + sigma.view(-1, 1, 1, 1) * noise
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
             loss = loss_fn(model(y, sigma).float(), x)
@@ -411,7 +417,7 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool) -> dict:
             "source": "skimage.data (images in the wheel)",
             "train": train_names,
             "validation": list(val_images),
-            "validation_crop": VALIDATION_CROP,
+            "validation_crop": validation_crop,
         },
         "training": {
             **{k: v for k, v in asdict(config).items() if k not in ("nc", "nb", "name")},
@@ -438,7 +444,9 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool) -> dict:
 def export_data(path: Path) -> None:
     """Write the training and validation images to an ``.npz`` (keys ``train__name``)."""
     images = collect_images(None)
-    arrays = {f"{split}__{name}": im for split, group in images.items() for name, im in group.items()}
+    arrays = {
+        f"{split}__{name}": im for split, group in images.items() for name, im in group.items()
+    }
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -464,6 +472,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="read images from this archive instead of skimage.data")
     parser.add_argument("--export-data", type=Path, default=None,
                         help="write the images to this .npz and exit")
+    parser.add_argument("--validation-crop", type=int, default=VALIDATION_CROP,
+                        help="side of the center crops of the validation images")
     parser.add_argument("--force", action="store_true", help="overwrite existing weights")
     parser.add_argument("--card-only", action="store_true",
                         help="only rewrite MODEL_CARD.md from the json records")
@@ -489,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         patch=args.patch or (128 if on_cuda else 64), batch=args.batch or (32 if on_cuda else 8),
         lr=args.lr, loss=args.loss, sigma_max=args.sigma_max, seed=args.seed,
     )
-    record = train(config, collect_images(args.data_npz), args.out_dir, args.force)
+    record = train(config, collect_images(args.data_npz), args.out_dir, args.force,
+                   args.validation_crop)
     print(json.dumps({"name": record["name"], "steps": record["training"]["steps"],
                       "minutes": record["training"]["minutes"],
                       "validation": record["validation"]}, indent=1))
