@@ -1,0 +1,1 @@
+"""Benchmarks: a grid runner over use cases, a results store, figures and a strong-scaling model."""
