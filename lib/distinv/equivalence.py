@@ -127,7 +127,9 @@ def run_basics(config: BasicsConfig | dict | None = None) -> dict:
         config = BasicsConfig(**config)
     world_size = dist.get_world_size() if dist.is_initialized() else 1
 
-    with DistributedContext(device_mode="cpu" if not torch.cuda.is_available() else None) as ctx:
+    from distinv.launch import rank_device
+
+    with DistributedContext(device_mode="gpu" if rank_device().type == "cuda" else "cpu") as ctx:
         device = ctx.device
         x = test_image(config.size, device)
         factory = blur_stack_factory(config.n_operators, config.size)

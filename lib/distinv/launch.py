@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
-__all__ = ["launch", "RankError", "LaunchTimeout", "rank_device", "BACKENDS", "START_METHODS"]
+__all__ = ["launch", "RankError", "LaunchTimeout", "rank_device", "resolve_nprocs", "BACKENDS", "START_METHODS"]
 
 BACKENDS = ("auto", "gloo", "nccl")
 START_METHODS = ("auto", "fork", "forkserver", "spawn")
@@ -80,6 +80,24 @@ def rank_device() -> "torch.device":  # noqa: F821
     if "LOCAL_RANK" in os.environ and torch.cuda.is_available():
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
     return torch.device("cpu")
+
+
+def resolve_nprocs(nprocs: int, device: str = "auto") -> int:
+    """Turn a profile's ``nprocs`` into a rank count: ``-1`` means one rank per visible GPU.
+
+    Without a GPU (or with ``device="cpu"``), ``-1`` gives 2 ranks.
+
+    :param int nprocs: ``-1`` or an integer ``>= 1``.
+    :param str device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+
+    >>> resolve_nprocs(3)
+    3
+    """
+    if nprocs == -1:
+        gpus = _cuda_device_count() if device != "cpu" else 0
+        return gpus if gpus > 0 else 2
+    _check_nprocs(nprocs)
+    return nprocs
 
 
 @dataclass(frozen=True)

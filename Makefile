@@ -1,0 +1,39 @@
+# distinv: `make book` and `make test` do all the set-up on a fresh machine.
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= cpu
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+EXTRAS  ?= physics,book,test
+
+.PHONY: install test book execute build-site check-site chromium gpu-check clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Execute every notebook with papermill on the profile, then build the site into book/_build/html.
+book: execute build-site
+
+execute: $(STAMP)
+	$(PY) -m distinv.book execute --profile $(PROFILE)
+
+build-site: $(STAMP)
+	$(PY) -m distinv.book build
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+check-site: $(STAMP) chromium
+	$(PY) -m distinv.book check-site
+
+clean:
+	rm -rf book/_build book/executed

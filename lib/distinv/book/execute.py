@@ -1,0 +1,105 @@
+"""Execute the jupytext notebooks with papermill into the executed notebooks the book renders.
+
+``notebooks/NN_name.py`` (jupytext percent format, a ``parameters`` cell) is converted in memory,
+executed with the parameters of a profile (``notebooks/profiles/{cpu,gpu}.yaml``: a ``defaults``
+section plus one section per notebook), and written atomically to ``book/executed/NN_name.ipynb``.
+Only parameters that the notebook declares are passed. A failing cell raises with its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+__all__ = ["load_profile", "notebook_parameters", "execute_notebook", "execute_all"]
+
+
+def load_profile(path: str | Path) -> dict[str, dict]:
+    """Read a profile YAML: ``{"defaults": {...}, "<notebook stem>": {...}}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"profile {str(path)!r} not found (expected e.g. notebooks/profiles/cpu.yaml)")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"profile {path} must map section names to parameter mappings")
+    return data
+
+
+def notebook_parameters(profile: dict[str, dict], stem: str, overrides: dict | None = None) -> dict:
+    """Parameters of one notebook: defaults, then its section, then explicit overrides."""
+    return {**profile.get("defaults", {}), **profile.get(stem, {}), **(overrides or {})}
+
+
+def _to_notebook(source: Path):
+    import jupytext
+
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    for cell in nb.cells:  # papermill expects every cell to carry a tags list
+        cell.metadata.setdefault("tags", [])
+    return nb
+
+
+def _declared(nb) -> set[str]:
+    from papermill.inspection import _infer_parameters
+
+    return {p.name for p in _infer_parameters(nb)}
+
+
+def execute_notebook(source: str | Path, output: str | Path, parameters: dict | None = None,
+                     kernel_name: str = "python3", timeout: float | None = None) -> float:
+    """Execute one jupytext notebook with papermill; write ``output`` atomically.
+
+    :param str source: the ``.py`` notebook.
+    :param str output: the executed ``.ipynb`` to write (replaced only when execution succeeds).
+    :param dict parameters: values for the ``parameters`` cell (undeclared names are dropped).
+    :param str kernel_name: Jupyter kernel.
+    :param float timeout: per-cell timeout in seconds (None: none).
+    :return: seconds spent.
+    """
+    import nbformat
+    import papermill
+
+    source, output = Path(source), Path(output)
+    nb = _to_notebook(source)
+    declared = _declared(nb)
+    params = {k: v for k, v in (parameters or {}).items() if k in declared}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    executed = papermill.execute_notebook(
+        nb, None, parameters=params, kernel_name=kernel_name, cwd=str(source.parent),
+        progress_bar=False, execution_timeout=timeout, log_output=False,
+    )
+    fd, tmp = tempfile.mkstemp(dir=output.parent, suffix=".ipynb.tmp")
+    os.close(fd)
+    try:
+        nbformat.write(executed, tmp)
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return time.perf_counter() - start
+
+
+def execute_all(notebooks_dir: str | Path, output_dir: str | Path, profile_path: str | Path,
+                only: list[str] | None = None, overrides: dict | None = None) -> dict[str, float]:
+    """Execute every ``NN_*.py`` notebook of ``notebooks_dir`` (or those named in ``only``)."""
+    profile = load_profile(profile_path)
+    sources = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.py"))
+    if only:
+        unknown = set(only) - {s.stem for s in sources}
+        if unknown:
+            raise ValueError(f"only names unknown notebooks {sorted(unknown)}; known: {[s.stem for s in sources]}")
+        sources = [s for s in sources if s.stem in only]
+    timings = {}
+    for source in sources:
+        params = notebook_parameters(profile, source.stem, overrides)
+        print(f"executing {source.name} with {params}", flush=True)
+        timings[source.stem] = execute_notebook(source, Path(output_dir) / f"{source.stem}.ipynb", params)
+        print(f"  done in {timings[source.stem]:.1f} s", flush=True)
+    return timings
