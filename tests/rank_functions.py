@@ -47,3 +47,14 @@ def matmul_sum(n: int) -> float:
     """A torch op that uses the intra-op thread pool."""
     a = torch.ones(n, n)
     return float((a @ a).sum())
+
+
+def start_worker_process() -> int:
+    """A rank that starts a process of its own (e.g. DataLoader workers)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    proc = ctx.Process(target=time.sleep, args=(0.1,))
+    proc.start()
+    proc.join()
+    return proc.exitcode

@@ -203,3 +203,7 @@ def _device_names():
     names = [None] * dist.get_world_size()
     dist.all_gather_object(names, str(distinv.rank_device()))
     return names
+
+
+def test_ranks_may_start_processes_of_their_own():
+    assert launch(rf.start_worker_process, nprocs=2, timeout=120) == 0

@@ -424,7 +424,7 @@ def _run_children(fn, args, kwargs, plan: _Plan) -> Any:
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=_rank_main, args=(rank, fn, args, kwargs, plan, port, child_conn),
-            name=f"distinv-rank-{rank}", daemon=True,
+            name=f"distinv-rank-{rank}", daemon=False,  # ranks may start workers of their own
         )
         proc.start()
         child_conn.close()
