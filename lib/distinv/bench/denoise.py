@@ -22,8 +22,8 @@ Two implementations of the tiled prior, with the same tile settings:
 >>> cfg = {**COMMON_PARAMS, **get_use_case("denoise").params, "size": 64, "patch": 32, "overlap": 8,
 ...        "iterations": 1, "device": "cpu"}
 >>> result = run_denoise(cfg)
->>> len(result["history"]), result["final"]["tiles"]
-(1, 4)
+>>> len(result["history"]), result["final"]["tile_work_multiplier"]
+(1, 2.25)
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ def camera_image(size: int, device: torch.device | str = "cpu") -> torch.Tensor:
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"size must be an integer >= 8, got {size!r}")
     from skimage import data
-    from skimage.transform import resize
 
-    image = data.camera().astype("float32") / 255.0
-    if image.shape != (size, size):
-        image = resize(image, (size, size), order=1, anti_aliasing=size < image.shape[0], preserve_range=True)
-    return torch.from_numpy(image.astype("float32"))[None, None].to(device)
+    image = torch.from_numpy(data.camera().astype("float32") / 255.0)[None, None]
+    if image.shape[-1] != size:
+        image = torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear", antialias=size < 512,
+                                                align_corners=False)
+    return image.clamp(0, 1).to(device)
 
 
 def small_drunet(weights: str = "random", seed: int = 0) -> torch.nn.Module:
@@ -93,7 +93,8 @@ class _PixelCounter(torch.nn.Module):
         return self.model(x, sigma)
 
 
-def _deepinv_tiled(cfg: dict, model: torch.nn.Module, device: torch.device) -> Callable:
+def _deepinv_tiled(cfg: dict, model: torch.nn.Module, device: torch.device) -> tuple[Callable, ...]:
+    """``(apply, local_part, full_image)`` for deepinv's tiled processing (replicated: both identities)."""
     from deepinv.distributed import DistributedContext
     from deepinv.distributed.framework import DistributedProcessing
 
@@ -111,21 +112,37 @@ def _deepinv_tiled(cfg: dict, model: torch.nn.Module, device: torch.device) -> C
             local = processing(x, cfg["sigma"], gather=False)
         return comm.all_reduce(local, site="tiling.allreduce")
 
-    return apply
+    return apply, _identity, _identity
 
 
-def _distinv_tiled(cfg: dict, model: torch.nn.Module, device: torch.device) -> Callable:
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _distinv_tiled(cfg: dict, model: torch.nn.Module, device: torch.device) -> tuple[Callable, ...]:
+    from distinv.distributed.sharding import gather_slabs, slab_bounds
     from distinv.tiling import TiledDenoiser, TilingConfig
 
-    tiled = TiledDenoiser(model, TilingConfig(patch=cfg["patch"], overlap=cfg["overlap"],
-                                              max_batch_size=cfg["max_batch_size"], blend=cfg["blend"],
-                                              layout=cfg["layout"]))
+    config = TilingConfig(patch=cfg["patch"], overlap=cfg["overlap"], max_batch_size=cfg["max_batch_size"],
+                          blend=cfg["blend"], layout=cfg["layout"])
+    tiled = TiledDenoiser(model, config)
 
     def apply(x: torch.Tensor, clock: IterationClock) -> torch.Tensor:
         with clock.part("prior"):
             return tiled(x, cfg["sigma"])
 
-    return apply
+    if cfg["layout"] != "sharded":
+        return apply, _identity, _identity
+    rank, world = comm.world()
+
+    def local_part(x: torch.Tensor) -> torch.Tensor:
+        start, stop = slab_bounds(x.shape[2], world, rank, align=config.align)
+        return x[:, :, start:stop].clone()
+
+    def full_image(x: torch.Tensor) -> torch.Tensor | None:
+        return gather_slabs(x, dst=0, dim=2, site="bench.metrics")
+
+    return apply, local_part, full_image
 
 
 def _device(name: str) -> torch.device:
@@ -152,16 +169,20 @@ def run_denoise(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"sigma must be a number >= 0, got {cfg['sigma']!r}")
     from deepinv.loss.metric import PSNR, SSIM
 
-    rank = comm.world()[0]
+    rank, world = comm.world()
     device = _device(cfg["device"])
     x_true = camera_image(cfg["size"], device)
     generator = torch.Generator().manual_seed(cfg["seed"])
     y = x_true + cfg["sigma"] * torch.randn(x_true.shape, generator=generator).to(device)
+    psnr, ssim = PSNR(max_pixel=1.0), SSIM(max_pixel=1.0)
+    final = {"psnr_noisy": float(psnr(y, x_true)), "device_name": device_name(device)}
 
     counter = _PixelCounter(small_drunet(cfg["weights"], cfg["seed"]).to(device))
     build = _deepinv_tiled if cfg["implementation"] == "deepinv" else _distinv_tiled
-    denoise = build(cfg, counter, device)
-    psnr, ssim = PSNR(max_pixel=1.0), SSIM(max_pixel=1.0)
+    denoise, local_part, full_image = build(cfg, counter, device)
+    y = local_part(y)  # this rank's slab in the sharded layout, the full image otherwise
+    if rank != 0:
+        x_true = None
 
     history = []
     with torch.no_grad():
@@ -169,31 +190,26 @@ def run_denoise(cfg: dict[str, Any]) -> dict[str, Any]:
         for _ in range(cfg["warmup"]):
             idle.start()
             denoise(y, idle)
-        pixels_per_application = counter.pixels // max(1, cfg["warmup"])
+        counter.pixels = 0
         reset_peak_memory(device)
-        with comm.accounting() as ledger:
+        with comm.accounting():
             clock = IterationClock(device)
             x = y
             for iteration in range(1, cfg["iterations"] + 1):
                 clock.start()
                 x = denoise(x, clock)
-                row = {"iteration": iteration, **clock.stop()}
+                history.append({"iteration": iteration, **clock.stop()})
+                estimate = full_image(x)  # after the clock: metrics are not part of the iteration
                 if rank == 0:
-                    row.update(psnr=float(psnr(x, x_true)), ssim=float(ssim(x, x_true)))
-                history.append(row)
+                    history[-1].update(psnr=float(psnr(estimate, x_true)), ssim=float(ssim(estimate, x_true)))
         peak = peak_memory_bytes(device)
-        local = ledger.summary()
 
-    per_rank = gather_objects({"rank": rank, "peak_mem_bytes": peak, "comm_bytes": local["bytes"],
-                               "comm_seconds": local["seconds"], "pixels": pixels_per_application})
+    per_rank = gather_objects({"rank": rank, "peak_mem_bytes": peak,
+                               "comm_bytes": sum(r["comm_bytes"] for r in history) / len(history),
+                               "comm_seconds": sum(r["t_comm"] for r in history) / len(history),
+                               "pixels": counter.pixels / len(history)})
     pixels = sum(r.pop("pixels") for r in per_rank)
     for row in history:
         row["peak_mem_bytes"] = max(r["peak_mem_bytes"] for r in per_rank)
-    tiles = (-(-cfg["size"] // cfg["patch"])) ** 2
-    return {
-        "history": history,
-        "final": {"psnr_noisy": float(psnr(y, x_true)), "tiles": tiles,
-                  "tile_work_multiplier": pixels / x_true[0, 0].numel(), "device_name": device_name(device)},
-        "per_rank": per_rank,
-    }
-
+    final.update(tile_work_multiplier=pixels / cfg["size"] ** 2, world_size=world)
+    return {"history": history, "final": final, "per_rank": per_rank}

@@ -23,10 +23,15 @@ _PACKAGES = ("distinv", "deepinv", "torch", "numpy")
 
 
 def git_commit(path: str | Path | None = None) -> tuple[str, bool]:
-    """``(commit, dirty)`` of the git checkout holding ``path`` (default: this package); ``("unknown", False)`` outside git.
+    """``(commit, dirty)`` of the git checkout holding ``path`` (default: this package).
+
+    A copy without ``.git`` (a compute node) reads ``DISTINV_COMMIT`` (dirty is then unknown: ``False``);
+    otherwise ``("unknown", False)``.
 
     :param str path: a file or folder inside the checkout.
     """
+    if os.environ.get("DISTINV_COMMIT"):
+        return os.environ["DISTINV_COMMIT"], False
     where = Path(path) if path is not None else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
