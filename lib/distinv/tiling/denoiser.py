@@ -1,0 +1,228 @@
+"""Apply any denoiser tile by tile, across ranks, in the replicated or the sharded layout.
+
+With tiles ``t``, windows ``W_t`` (a restriction, plus reflect padding ``P_t``) and normalised weights
+``ω_t`` (a partition of unity, see :mod:`distinv.tiling.windows`), the tiled denoiser is
+
+.. math::
+
+    D_{\\text{tiled}}(x, \\sigma) = \\sum_t W_t^{\\top}\\big(ω_t \\odot P_t^{\\dagger} D(P_t W_t x, \\sigma)\\big).
+
+Rank ``r`` evaluates the terms of its own tiles. Replicated layout: tiles are split into contiguous
+runs of equal work, every rank adds its terms into a full-size output and one all-reduce
+(site ``"tiling.allreduce"``) sums them. Sharded layout: rank ``r`` holds rows ``[s_r, e_r)`` of the
+first spatial axis (any :class:`~distinv.distributed.sharding.SlabLayout`), processes the rows of
+tiles whose core centre it holds, fetches the window rows it lacks from their owners
+(``"tiling.halo"``), and sends back the output rows that belong to other slabs, where they are added
+(``"tiling.accumulate"``); a rank never holds more than its slab plus these halos. The tile grid
+depends on the global shape only, so both layouts compute the same tiles and agree to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from deepinv.models import Denoiser
+
+from distinv.distributed import comm
+from distinv.distributed.halo import halo_accumulate, halo_exchange
+from distinv.distributed.sharding import SlabLayout
+from distinv.tiling.config import TilingConfig
+from distinv.tiling.geometry import TileGrid
+from distinv.tiling.windows import axis_weights, reflect_pad_end
+
+__all__ = ["TiledDenoiser"]
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """Forward: all-reduce (sum) of every rank's partial output; backward: identity."""
+
+    @staticmethod
+    def forward(ctx, partial, site):
+        ctx.mark_dirty(partial)
+        return comm.all_reduce(partial, site=site)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+class _ReplicatedInput(torch.autograd.Function):
+    """Forward: identity on a signal every rank holds; backward: sum of every rank's gradient."""
+
+    @staticmethod
+    def forward(ctx, x, site):
+        ctx.site = site
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return comm.all_reduce(grad.contiguous().clone(), site=ctx.site), None
+
+
+class TiledDenoiser(Denoiser):
+    """A denoiser applied over overlapping tiles, on one or several ranks.
+
+    Called like a deepinv denoiser, ``(x, sigma)``. In the replicated layout ``x`` is the full
+    ``(B, C, H, W)`` or ``(B, C, D, H, W)`` signal on every rank and every rank gets the full output;
+    in the sharded layout ``x`` is this rank's slab along the first spatial axis and so is the output.
+    Gradients flow to ``x`` and to the network's parameters; in the replicated layout ``x.grad`` is the
+    full gradient on every rank, the parameters' gradients are each rank's share (all-reduce them to
+    get the total, as data-parallel training does).
+
+    :param torch.nn.Module denoiser: a deepinv ``Denoiser`` or any module called ``(x, sigma)``.
+    :param TilingConfig config: tiling options (default ``TilingConfig()``).
+
+    >>> net = lambda x, sigma: 2 * x
+    >>> tiled = TiledDenoiser(net, TilingConfig(patch=16, overlap=4, align=1))
+    >>> x = torch.rand(1, 1, 40, 37)
+    >>> bool(torch.allclose(tiled(x, 0.1), 2 * x))
+    True
+    >>> round(tiled.work_multiplier(x.shape), 2)
+    2.01
+    """
+
+    def __init__(self, denoiser, config: TilingConfig | None = None):
+        super().__init__()
+        if not callable(denoiser):
+            raise TypeError(f"denoiser must be a module called (x, sigma), got {type(denoiser).__name__}")
+        config = TilingConfig() if config is None else config
+        if not isinstance(config, TilingConfig):
+            raise TypeError(f"config must be a TilingConfig, got {type(config).__name__}")
+        self.denoiser = denoiser
+        self.config = config
+
+    # ----------------------------------------------------------------------- geometry
+
+    def grid(self, shape) -> TileGrid:
+        """The tile grid of a signal of (full) shape ``(B, C, *spatial)``."""
+        spatial = len(shape) - 2
+        return TileGrid.build(tuple(int(s) for s in shape[2:]), self.config.axis_values("patch", spatial),
+                              self.config.axis_values("overlap", spatial), self.config.align, self.config.exact)
+
+    def work_multiplier(self, shape) -> float:
+        """Samples processed / samples in the signal, for a signal of (full) shape ``(B, C, *spatial)``."""
+        return self.grid(shape).work_multiplier
+
+    # ----------------------------------------------------------------------- forward
+
+    def forward(self, x: torch.Tensor, sigma, **kwargs) -> torch.Tensor:
+        """Denoise ``x`` (full signal, or this rank's slab in the sharded layout) at noise level ``sigma``.
+
+        :param torch.Tensor x: ``(B, C, H, W)`` or ``(B, C, D, H, W)``.
+        :param sigma: a number, a 0-d/1-element tensor, or one value per batch element.
+        """
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.ndim not in (4, 5):
+            raise ValueError(f"x must be (B, C, H, W) or (B, C, D, H, W), got a {x.ndim}-D tensor of shape "
+                             f"{tuple(x.shape)}")
+        if self.config.layout == "sharded":
+            return self._sharded(x, sigma, kwargs)
+        return self._replicated(x, sigma, kwargs)
+
+    def _replicated(self, x: torch.Tensor, sigma, kwargs) -> torch.Tensor:
+        rank, world_size = comm.world()
+        grid = self.grid(x.shape)
+        tiles = grid.split_replicated(world_size)[rank]
+        if world_size > 1 and torch.is_grad_enabled() and x.requires_grad:
+            x = _ReplicatedInput.apply(x, "tiling.allreduce")
+        out = x.new_zeros(x.shape)
+        self._run(x, out, grid, tiles, sigma, kwargs, row_offset=0)
+        if world_size == 1:
+            return out
+        if out.requires_grad:
+            return _SumOverRanks.apply(out, "tiling.allreduce")
+        return comm.all_reduce(out, site="tiling.allreduce")
+
+    def _sharded(self, x: torch.Tensor, sigma, kwargs) -> torch.Tensor:
+        rank, _ = comm.world()
+        layout = SlabLayout.from_local(x, 2, site="tiling.layout")
+        full_shape = (*x.shape[:2], layout.n, *x.shape[3:])
+        grid = self.grid(full_shape)
+        before, after = grid.sharded_halos(layout)
+        extended = halo_exchange(x, before, after, dim=2, mode="none", layout=layout, site="tiling.halo")
+        out = extended.new_zeros(extended.shape)
+        tiles = grid.tiles(grid.first_axis_rows(layout)[rank])
+        self._run(extended, out, grid, tiles, sigma, kwargs, row_offset=layout.start(rank) - before[rank])
+        return halo_accumulate(out, before, after, dim=2, mode="none", layout=layout, site="tiling.accumulate")
+
+    # ----------------------------------------------------------------------- tiles
+
+    def _run(self, source, out, grid: TileGrid, tiles, sigma, kwargs, row_offset: int) -> None:
+        """Add the weighted outputs of ``tiles`` into ``out``; row 0 of ``source``/``out`` is global row ``row_offset``."""
+        groups: OrderedDict[tuple, list] = OrderedDict()
+        for tile in tiles:
+            groups.setdefault(grid.window_shape(tile), []).append(tile)
+        batch_size = source.shape[0]
+        per_call = self.config.max_batch_size or len(tiles) or 1
+        for group in groups.values():
+            for first in range(0, len(group), per_call):
+                chunk = group[first:first + per_call]
+                windows = torch.cat([self._window(source, grid, tile, row_offset) for tile in chunk], dim=0)
+                denoised = self._denoise(windows, self._tile_sigma(sigma, batch_size, len(chunk)), kwargs)
+                for j, tile in enumerate(chunk):
+                    self._place(out, denoised[j * batch_size:(j + 1) * batch_size], grid, tile, row_offset)
+
+    def _denoise(self, windows: torch.Tensor, sigma, kwargs) -> torch.Tensor:
+        if self.config.channels_last:
+            windows = windows.contiguous(
+                memory_format=torch.channels_last if windows.ndim == 4 else torch.channels_last_3d)
+        dtype = self.config.autocast_dtype
+        context = torch.autocast(windows.device.type, dtype=dtype) if dtype is not None else nullcontext()
+        with context:
+            denoised = self.denoiser(windows, sigma, **kwargs)
+        if denoised.shape != windows.shape:
+            raise ValueError(f"the denoiser must keep the window's shape: got {tuple(denoised.shape)} for "
+                             f"{tuple(windows.shape)}")
+        return denoised.to(windows.dtype)
+
+    @staticmethod
+    def _tile_sigma(sigma, batch_size: int, tiles: int):
+        if not isinstance(sigma, torch.Tensor) or sigma.ndim == 0:
+            return sigma
+        if sigma.numel() == 1:
+            return sigma.reshape(())
+        if sigma.numel() == batch_size:
+            return sigma.reshape(batch_size).repeat(tiles)
+        raise ValueError(f"sigma must be a number or hold one value per batch element ({batch_size}), "
+                         f"got shape {tuple(sigma.shape)}")
+
+    @staticmethod
+    def _window(source: torch.Tensor, grid: TileGrid, tile, row_offset: int) -> torch.Tensor:
+        index = [slice(None), slice(None)]
+        for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
+            start, stop = tiles.windows[i]
+            shift = row_offset if axis == 0 else 0
+            index.append(slice(start - shift, stop - shift))
+        window = source[tuple(index)]
+        for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
+            window = reflect_pad_end(window, 2 + axis, tiles.pads[i])
+        return window
+
+    def _place(self, out: torch.Tensor, denoised: torch.Tensor, grid: TileGrid, tile, row_offset: int) -> None:
+        crop = self.config.blend == "crop"
+        target, inside = [slice(None), slice(None)], [slice(None), slice(None)]
+        for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
+            w_start, w_stop = tiles.windows[i]
+            start, stop = tiles.cores[i] if crop else (w_start, w_stop)
+            shift = row_offset if axis == 0 else 0
+            target.append(slice(start - shift, stop - shift))
+            inside.append(slice(start - w_start, stop - w_start))
+        piece = denoised[tuple(inside)]
+        if crop:
+            out[tuple(target)] = piece
+            return
+        weight = None
+        for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
+            length = tiles.windows[i][1] - tiles.windows[i][0]
+            half_width = self.config.ramp_half_width(self.config.axis_values("overlap", len(grid.axes))[axis])
+            w = axis_weights(tiles, "smooth", half_width)[i][:length].to(device=out.device, dtype=out.dtype)
+            shape = [1] * len(grid.axes)
+            shape[axis] = length
+            w = w.view(shape)
+            weight = w if weight is None else weight * w
+        out[tuple(target)] += piece * weight

@@ -1,0 +1,116 @@
+"""Tiled denoiser across 1, 2 and 3 gloo ranks == the single-process tiled denoiser; sharded == replicated."""
+
+import dataclasses
+
+import pytest
+import torch
+
+import distinv
+from distinv.distributed import comm
+from distinv.distributed.sharding import gather_slabs, slab_bounds
+from distinv.tiling import TiledDenoiser, TilingConfig
+from nets import DownUpNet, ThreeConvNet
+
+NETS = {"three": ThreeConvNet, "downup": DownUpNet}
+SIGMA = 0.2
+
+# (net, shape, config): odd sizes, 2D and 3D, blended and crop, exact, a rank without tile rows (40 rows)
+CASES = [
+    ("three", (1, 2, 75, 61), TilingConfig(patch=24, overlap=6, align=1)),
+    ("three", (2, 2, 75, 61), TilingConfig(patch=24, overlap=5, blend="crop", align=4, max_batch_size=2)),
+    ("three", (1, 1, 40, 30), TilingConfig(patch=24, overlap=4, align=8)),
+    ("downup", (1, 1, 333, 517), TilingConfig(patch=128, overlap=6, blend="crop", exact=True, align=2)),
+    ("three", (1, 1, 37, 45, 53), TilingConfig(patch=16, overlap=4, align=2)),
+    ("downup", (1, 1, 37, 45, 53), TilingConfig(patch=16, overlap=6, blend="crop", exact=True, align=2)),
+]
+
+
+def _signal(shape, seed=0):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _net(name, shape):
+    return NETS[name](channels=shape[1], dim=len(shape) - 2).double()
+
+
+def _sharded(config):
+    return dataclasses.replace(config, layout="sharded")
+
+
+def tiled_rank(cases):
+    """Every case in both layouts; rank 0 returns the full outputs and the accounted sites."""
+    rank, world_size = comm.world()
+    outputs = []
+    with comm.accounting() as ledger:
+        for name, shape, config in cases:
+            net, x = _net(name, shape), _signal(shape)
+            replicated = TiledDenoiser(net, config)(x, SIGMA)
+            start, stop = slab_bounds(shape[2], world_size, rank)
+            local = TiledDenoiser(net, _sharded(config))(x[:, :, start:stop], SIGMA)
+            outputs.append((replicated, gather_slabs(local, dst=0)))
+        sites = {row["site"] for row in ledger.report() if row["bytes"] > 0}
+    return outputs, sites
+
+
+@pytest.mark.parametrize("nprocs", [1, 2, 3])
+def test_distributed_equals_single_process_in_both_layouts(nprocs):
+    outputs, sites = distinv.launch(tiled_rank, CASES, nprocs=nprocs, timeout=120)
+    for (name, shape, config), (replicated, sharded) in zip(CASES, outputs):
+        net, x = _net(name, shape), _signal(shape)
+        reference = TiledDenoiser(net, config)(x, SIGMA)
+        if config.exact:
+            torch.testing.assert_close(reference, net(x, SIGMA), rtol=0, atol=1e-12)
+        torch.testing.assert_close(replicated, reference, rtol=0, atol=1e-12, msg=f"replicated {name} {shape}")
+        torch.testing.assert_close(sharded, reference, rtol=0, atol=1e-12, msg=f"sharded {name} {shape}")
+    if nprocs > 1:
+        assert {"tiling.allreduce", "tiling.halo", "tiling.accumulate"} <= sites
+
+
+GRAD_SHAPE = (1, 2, 70, 58)
+GRAD_CONFIG = TilingConfig(patch=24, overlap=6, align=2)
+
+
+def gradient_rank():
+    """Gradients wrt the signal and the parameters, replicated and sharded, summed over ranks."""
+    rank, world_size = comm.world()
+    results = []
+    for config in (GRAD_CONFIG, _sharded(GRAD_CONFIG)):
+        net = _net("three", GRAD_SHAPE)
+        x, probe = _signal(GRAD_SHAPE), _signal(GRAD_SHAPE, 9)
+        if config.layout == "sharded":
+            start, stop = slab_bounds(GRAD_SHAPE[2], world_size, rank)
+            x, probe = x[:, :, start:stop].clone(), probe[:, :, start:stop]
+        x.requires_grad_(True)
+        (TiledDenoiser(net, config)(x, SIGMA) * probe).sum().backward()
+        grad_x = x.grad if config.layout == "replicated" else gather_slabs(x.grad, dst=None)
+        grads = [comm.all_reduce(p.grad.clone(), site="test") for p in net.parameters()]
+        results.append([grad_x] + grads)
+    return results
+
+
+@pytest.mark.parametrize("nprocs", [2, 3])
+def test_backward_equals_single_process_gradient(nprocs):
+    results = distinv.launch(gradient_rank, nprocs=nprocs, timeout=120)
+    net = _net("three", GRAD_SHAPE)
+    x = _signal(GRAD_SHAPE).requires_grad_(True)
+    (TiledDenoiser(net, GRAD_CONFIG)(x, SIGMA) * _signal(GRAD_SHAPE, 9)).sum().backward()
+    expected = [x.grad] + [p.grad for p in net.parameters()]
+    for layout, grads in zip(("replicated", "sharded"), results):
+        for got, want in zip(grads, expected):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=layout)
+
+
+def mismatched_shards_rank():
+    rank, _ = comm.world()
+    local = torch.zeros(1, 1, 16, 32 + rank)
+    TiledDenoiser(lambda x, s: x, TilingConfig(patch=16, overlap=4, layout="sharded"))(local, 0.1)
+
+
+def test_mismatched_shard_shapes_raise():
+    with pytest.raises(distinv.RankError, match=r"mismatched shard shapes.*rank 1 has \(1, 1, 16, 33\)"):
+        distinv.launch(mismatched_shards_rank, nprocs=2, timeout=120)
+
+
+def test_fewer_slab_rows_than_ranks_says_how_many_ranks_at_most():
+    with pytest.raises(ValueError, match="use at most 2 ranks"):
+        slab_bounds(2, 3, 0)
