@@ -53,10 +53,14 @@ def _stacked_rank() -> dict:
     return {"estimate": estimate, "values": values, "totals": totals, "upper": upper.item(), "world": world}
 
 
+def _norm_rank() -> dict:
+    return {"stacked": _stacked_rank(), "sharded": _sharded_rank()}
+
+
 @functools.lru_cache(maxsize=None)
-def stacked_run(nprocs: int) -> dict:
-    """One launch per rank count, shared by the tests that read it."""
-    return distinv.launch(_stacked_rank, nprocs=nprocs, timeout=120)
+def norm_run(nprocs: int) -> dict:
+    """One launch per rank count (rank start-up dominates), shared by the tests that read it."""
+    return distinv.launch(_norm_rank, nprocs=nprocs, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +75,7 @@ def stacked_reference() -> dict:
 
 @pytest.mark.parametrize("nprocs", [1, 2, 3])
 def test_stacked_sqnorm_equals_dense_norm_of_full_stack(nprocs, stacked_reference):
-    out = stacked_run(nprocs)
+    out = norm_run(nprocs)["stacked"]
     estimate = out["estimate"]
     assert estimate.converged
     assert estimate.value.item() == pytest.approx(stacked_reference["exact"], rel=1e-10)
@@ -88,7 +92,7 @@ def test_stacked_sqnorm_equals_dense_norm_of_full_stack(nprocs, stacked_referenc
 
 @pytest.mark.parametrize("nprocs", [1, 3])
 def test_deepinv_local_only_norm_is_an_upper_bound(nprocs, stacked_reference):
-    out = stacked_run(nprocs)
+    out = norm_run(nprocs)["stacked"]
     # deepinv sums the operators' own norms: the triangle-inequality bound, not the norm
     assert out["upper"] == pytest.approx(stacked_reference["sum_of_norms"], rel=1e-6)
     assert out["upper"] > 1.05 * out["estimate"].value.item()
@@ -129,3 +133,49 @@ def test_wrong_operator_types_are_rejected():
         stacked_sqnorm(stacked_operator(0), start_vector())
     with pytest.raises(TypeError, match=r"physics must be a deepinv LinearPhysics, got function"):
         sharded_sqnorm(lambda x: x, start_vector())
+
+
+SHARDED_SHAPE = (1, 1, 23, 17)
+
+
+def sharded_blur() -> "ShardedBlur":
+    from distinv.distributed.blur import ShardedBlur
+
+    gen = torch.Generator().manual_seed(7)
+    taps = torch.rand(1, 1, 5, 4, generator=gen, dtype=torch.float64)
+    return ShardedBlur(taps - taps.mean() / 2, layout=SHARDED_SHAPE[2], padding="reflect")
+
+
+def sharded_start() -> torch.Tensor:
+    return torch.randn(SHARDED_SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+def _sharded_rank() -> dict:
+    rank, _ = comm.world()
+    physics = sharded_blur()
+    start = sharded_start().narrow(2, physics.layout.start(rank), physics.layout.length(rank))
+    with comm.accounting() as ledger:
+        estimate = sharded_sqnorm(physics, start, OPTIONS)
+    return {"estimate": estimate, "totals": ledger.totals(),
+            "deepinv_api": physics.compute_sqnorm(start, max_iter=2000, tol=1e-13).item()}
+
+
+@pytest.mark.parametrize("nprocs", [1, 2, 3])
+def test_sharded_sqnorm_equals_single_process_power_iteration(nprocs):
+    from deepinv.physics import Blur
+
+    out = norm_run(nprocs)["sharded"]
+    physics = sharded_blur()
+    single = sharded_sqnorm(Blur(physics.filter, padding="reflect"), sharded_start(), OPTIONS)
+    dense = torch.linalg.matrix_norm(dense_matrix(physics.A, SHARDED_SHAPE), ord=2).item() ** 2
+    estimate = out["estimate"]
+    assert estimate.converged and estimate.iterations == single.iterations
+    assert estimate.value.item() == pytest.approx(single.value.item(), rel=1e-12)
+    assert estimate.value.item() == pytest.approx(dense, rel=1e-9)
+    assert out["deepinv_api"] == pytest.approx(dense, rel=1e-9)  # ShardedBlur.compute_sqnorm, deepinv's signature
+    if nprocs > 1:
+        totals = out["totals"]
+        # one 2-scalar all-reduce per iteration (plus the start vector's norm), one halo each way
+        assert totals["norm.dot"]["calls"] == estimate.iterations + 1
+        assert totals["norm.dot"]["bytes"] == 16 * (estimate.iterations + 1)
+        assert totals["blur.halo"]["calls"] == totals["blur.halo_adjoint"]["calls"] == estimate.iterations
