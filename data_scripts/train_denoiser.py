@@ -157,12 +157,15 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class PatchSampler:
-    """Random patches, flips and quarter turns, images drawn with probability ∝ their area."""
+    """Random patches, flips and quarter turns; each image is drawn with the same probability.
+
+    Not in proportion to area: retina and hubble_deep_field, mostly dark background, hold 57 % of
+    the pixels and made a first model (drawn by area) worse than the noisy input at low sigma.
+    """
 
     def __init__(self, images: list[torch.Tensor], patch: int, generator: torch.Generator):
         self.images = [im for im in images if min(im.shape[-2:]) >= patch]
-        areas = torch.tensor([im.shape[-1] * im.shape[-2] for im in self.images], dtype=torch.float)
-        self.weights = areas / areas.sum()
+        self.weights = torch.ones(len(self.images)) / len(self.images)
         self.patch = patch
         self.generator = generator
 
