@@ -162,3 +162,21 @@ def test_accounting_restores_previous_state_and_can_accumulate():
     with comm.accounting():  # reset=True starts a fresh count
         pass
     assert ledger.totals() == {}
+
+
+def test_overhead_benchmark_reports_every_variant_from_the_same_run():
+    from distinv.bench.comm_overhead import OverheadConfig, measure_comm_overhead
+
+    result = measure_comm_overhead(OverheadConfig(nprocs=2, calls=3, repeats=2, warmup=1))
+    assert set(result["median_us"]) == {"raw", "comm_off", "comm_on"}
+    assert result["overhead_off_us"] == result["median_us"]["comm_off"] - result["median_us"]["raw"]
+    low, high = result["raw_spread_us"]
+    assert 0 < low <= result["median_us"]["raw"] <= high
+
+
+@pytest.mark.parametrize("field, value", [("calls", 0), ("nprocs", 0), ("numel", 2.5), ("warmup", -1)])
+def test_overhead_config_is_validated(field, value):
+    from distinv.bench.comm_overhead import OverheadConfig
+
+    with pytest.raises(ValueError, match=rf"{field} must be an integer >= \d, got {value}"):
+        OverheadConfig(**{field: value})
