@@ -1,0 +1,376 @@
+"""Benchmark of the tiled prior: distinv vs deepinv's ``DistributedProcessing`` vs the untiled network.
+
+One JSON document on stdout (and optionally in ``--out FILE``): per implementation, signal size and
+number of ranks, the median wall time of ``--repeats`` runs after ``--warmup`` (rank 0, between
+barriers), every rank's peak memory (CPU: peak resident set size; GPU: ``max_memory_allocated``),
+the agreement with the untiled output of the same run (PSNR in dB, peak = range of the untiled
+output), the tile work multiplier, threads per rank and the communication per call.
+
+Implementations (``--impls``):
+
+- ``untiled``: the network on the whole signal, one process (run for ``ranks == 1`` only);
+- ``distinv``: :class:`~distinv.tiling.TiledDenoiser`, replicated layout, smooth blending;
+- ``distinv-crop``: the same with crop-assign (deepinv's rule), for the blending comparison;
+- ``distinv-sharded``: sharded layout, same tiles; every rank builds only its own slab;
+- ``distinv-slab``: sharded, best settings against untiled: one tile per rank slab plus an
+  ``overlap`` halo on interior slab sides (patch ``(ceil(n / W), n)``);
+- ``deepinv``: ``deepinv.distributed.DistributedProcessing`` with a ``TilingStrategy`` instance,
+  same patch, overlap and batch size.
+
+CPU example (the reference run)::
+
+    python -m distinv.bench.prior --sizes 1024 2048 --ranks 1 2 --repeats 5 --out prior_cpu.json
+
+GPU example (one H100, < 5 min)::
+
+    python -m distinv.bench.prior --device cuda --model default --sizes 4096 --ranks 1 \\
+        --dtype bfloat16 --patch 448 --overlap 32 --max-batch-size 8 --impls untiled distinv deepinv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+IMPLEMENTATIONS = ("untiled", "distinv", "distinv-crop", "distinv-sharded", "distinv-slab", "deepinv")
+DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+MODELS = ("small", "default")
+SIGMA = 0.1
+
+__all__ = ["PriorCase", "IMPLEMENTATIONS", "run_case", "run_benchmark", "main", "synthetic_rows", "build_model"]
+
+
+@dataclass(frozen=True)
+class PriorCase:
+    """One benchmark cell: an implementation on a signal size and a number of ranks.
+
+    :param str impl: one of :data:`IMPLEMENTATIONS`.
+    :param int size: the signal is ``(1, channels, size, size)``.
+    :param int ranks: number of ranks.
+    :param str model: ``"small"`` (DRUNet nc=(16, 32, 64, 128), nb=2) or ``"default"`` (DRUNet defaults).
+    :param int channels: image channels.
+    :param int patch: tile core size.
+    :param int overlap: tile halo.
+    :param int max_batch_size: tiles per network call (``0``: all at once).
+    :param str dtype: ``"float32"`` or an autocast dtype (``"bfloat16"``, ``"float16"``).
+    :param str device: ``"cpu"`` or ``"cuda"``.
+    :param int repeats: timed runs.
+    :param int warmup: untimed runs first.
+    :param bool channels_last: channels-last windows (distinv) / input (untiled).
+    :param int seed: weights and signal seed.
+    """
+
+    impl: str
+    size: int
+    ranks: int = 1
+    model: str = "small"
+    channels: int = 1
+    patch: int = 256
+    overlap: int = 32
+    max_batch_size: int = 4
+    dtype: str = "float32"
+    device: str = "cpu"
+    repeats: int = 5
+    warmup: int = 1
+    channels_last: bool = False
+    seed: int = 0
+    return_output: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def build_model(case: PriorCase, device: torch.device) -> torch.nn.Module:
+    """DRUNet with seeded random weights (identical on every rank), in eval mode, no gradients."""
+    from deepinv.models import DRUNet
+
+    torch.manual_seed(case.seed)
+    if case.model == "small":
+        model = DRUNet(in_channels=case.channels, out_channels=case.channels, nc=[16, 32, 64, 128], nb=2,
+                       pretrained=None)
+    else:
+        model = DRUNet(in_channels=case.channels, out_channels=case.channels, pretrained=None)
+    model = model.to(device).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def synthetic_rows(size: int, channels: int, start: int, stop: int, seed: int = 0,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """Rows ``[start, stop)`` of a deterministic noisy test image of ``size × size`` (built row-wise).
+
+    Smooth oriented waves and a disc edge, plus Gaussian noise of std :data:`SIGMA` seeded per row, so a
+    rank can build its slab without the whole image and every layout sees the same signal.
+
+    >>> full = synthetic_rows(16, 1, 0, 16)
+    >>> bool(torch.equal(full[:, :, 5:9], synthetic_rows(16, 1, 5, 9)))
+    True
+    """
+    i = torch.arange(start, stop, dtype=torch.float64).view(-1, 1) / size
+    j = torch.arange(size, dtype=torch.float64).view(1, -1) / size
+    rows = []
+    for c in range(channels):
+        clean = 0.5 + 0.2 * torch.sin(2 * math.pi * (3 + c) * (i + 0.5 * j)) * torch.cos(2 * math.pi * 5 * j)
+        clean = clean + 0.25 * (((i - 0.5) ** 2 + (j - 0.4) ** 2) < 0.09).to(torch.float64)
+        rows.append(clean)
+    clean = torch.stack(rows).unsqueeze(0).to(torch.float32)
+    noise = torch.stack([
+        torch.randn(channels, size, generator=torch.Generator().manual_seed(seed * 1_000_003 + row))
+        for row in range(start, stop)
+    ], dim=1).unsqueeze(0) if stop > start else torch.zeros_like(clean)
+    return (clean + SIGMA * noise).to(device)
+
+
+def _slab_patch(case: PriorCase, world_size: int) -> tuple[int, int]:
+    rows = -(-case.size // world_size)
+    return (-(-rows // 8) * 8, case.size)
+
+
+def _tiling_config(case: PriorCase, world_size: int):
+    from distinv.tiling import TilingConfig
+
+    common = dict(max_batch_size=case.max_batch_size or None, autocast_dtype=DTYPES[case.dtype],
+                  channels_last=case.channels_last)
+    if case.impl == "distinv":
+        return TilingConfig(patch=case.patch, overlap=case.overlap, **common)
+    if case.impl == "distinv-crop":
+        return TilingConfig(patch=case.patch, overlap=case.overlap, blend="crop", **common)
+    if case.impl == "distinv-sharded":
+        return TilingConfig(patch=case.patch, overlap=case.overlap, layout="sharded", **common)
+    if case.impl == "distinv-slab":
+        return TilingConfig(patch=_slab_patch(case, world_size), overlap=(case.overlap, 0), layout="sharded",
+                            **common)
+    raise ValueError(f"not a distinv implementation: {case.impl!r}")
+
+
+def _autocast(case: PriorCase, device: torch.device):
+    from contextlib import nullcontext
+
+    dtype = DTYPES[case.dtype]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def _prepare(case: PriorCase, model, device, rank: int, world_size: int):
+    """The callable to time, the rank's input, the tile work multiplier and the settings used."""
+    from distinv.distributed.sharding import slab_bounds
+
+    shape = (1, case.channels, case.size, case.size)
+    if case.impl == "untiled":
+        x = synthetic_rows(case.size, case.channels, 0, case.size, case.seed, device)
+        if case.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        def forward():
+            with _autocast(case, device):
+                return model(x, SIGMA).float()
+        return forward, 1.0, {"layout": "single process"}
+    if case.impl == "deepinv":
+        from deepinv.distributed.framework import DistributedContext, DistributedProcessing
+        from deepinv.distributed.strategies.distributed_strategies import TilingStrategy
+
+        x = synthetic_rows(case.size, case.channels, 0, case.size, case.seed, device)
+        context = DistributedContext(device_mode="gpu" if device.type == "cuda" else "cpu")
+        context.__enter__()
+        strategy = TilingStrategy(shape, tiling_dims=(-2, -1), patch_size=case.patch, overlap=case.overlap)
+
+        def processor(batch, sigma):
+            with _autocast(case, device):
+                return model(batch, sigma).float()
+        processing = DistributedProcessing(context, processor, strategy=strategy,
+                                           max_batch_size=case.max_batch_size or None)
+        window = case.patch + 2 * case.overlap
+        count = -(-case.size // case.patch)
+        multiplier = (count * window / case.size) ** 2
+        settings = {"layout": "replicated", "blend": "crop (deepinv)", "patch": case.patch, "overlap": case.overlap,
+                    "max_batch_size": case.max_batch_size or None}
+        return (lambda: processing(x, SIGMA)), multiplier, settings
+
+    from distinv.tiling import TiledDenoiser
+
+    config = _tiling_config(case, world_size)
+    tiled = TiledDenoiser(model, config)
+    multiplier = tiled.work_multiplier(shape)
+    if config.layout == "sharded":
+        start, stop = slab_bounds(case.size, world_size, rank)
+        x = synthetic_rows(case.size, case.channels, start, stop, case.seed, device)
+    else:
+        x = synthetic_rows(case.size, case.channels, 0, case.size, case.seed, device)
+    settings = {"layout": config.layout, "blend": config.blend, "patch": config.patch, "overlap": config.overlap,
+                "max_batch_size": config.max_batch_size}
+    return (lambda: tiled(x, SIGMA)), multiplier, settings
+
+
+def run_case(case: PriorCase) -> dict:
+    """Run one case on this rank (every rank calls it); rank 0 returns the row (and the output)."""
+    from distinv import rank_device
+    from distinv.bench.measure import gather_objects, peak_memory_bytes, reset_peak_memory, synchronize
+    from distinv.bench.provenance import device_name
+    from distinv.distributed import comm
+    from distinv.distributed.sharding import gather_slabs
+
+    rank, world_size = comm.world()
+    device = rank_device() if case.device != "cpu" else torch.device("cpu")
+    reset_peak_memory(device)
+    with torch.inference_mode():
+        model = build_model(case, device)
+        forward, multiplier, settings = _prepare(case, model, device, rank, world_size)
+        for _ in range(case.warmup):
+            output = forward()
+        times = []
+        with comm.accounting() as ledger:
+            for _ in range(case.repeats):
+                comm.barrier(site="bench.sync")
+                synchronize(device)
+                start = time.perf_counter()
+                output = forward()
+                synchronize(device)
+                comm.barrier(site="bench.sync")
+                times.append(time.perf_counter() - start)
+        peak = peak_memory_bytes(device)
+        traffic = [row for row in ledger.report(per=max(1, case.repeats)) if row["site"] != "bench.sync"]
+        peaks = gather_objects(peak)
+        threads = gather_objects(torch.get_num_threads())
+        if settings.get("layout") == "sharded":
+            output = gather_slabs(output, dst=0)
+    if rank != 0:
+        return {}
+    row = {
+        "impl": case.impl, "size": case.size, "ranks": world_size, "model": case.model, "channels": case.channels,
+        "dtype": case.dtype, "device": device.type, "device_name": device_name(device),
+        "median_s": statistics.median(times), "times_s": times, "peak_bytes_per_rank": peaks,
+        "threads_per_rank": threads, "tile_work_multiplier": multiplier, "settings": settings,
+        "comm_per_call": traffic,
+    }
+    if case.return_output:
+        row["output"] = output.detach().float().cpu()
+    return row
+
+
+def psnr_db(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR of ``output`` against ``reference`` with peak = range of the reference (inf when equal).
+
+    >>> psnr_db(torch.ones(4), torch.tensor([0., 1., 0., 1.])) > 0
+    True
+    """
+    mse = torch.mean((output.double() - reference.double()) ** 2).item()
+    peak = (reference.max() - reference.min()).item()
+    return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
+
+
+def run_benchmark(cases: list[PriorCase], timeout: float | None = None, log=sys.stderr) -> list[dict]:
+    """Run every case through :func:`distinv.launch`; adds ``agreement_psnr_db`` against ``untiled``."""
+    import distinv
+
+    references: dict[int, torch.Tensor] = {}
+    rows = []
+    for case in sorted(cases, key=lambda c: (c.size, c.impl != "untiled", c.ranks)):
+        print(f"[prior] {case.impl} size={case.size} ranks={case.ranks}", file=log, flush=True)
+        try:
+            row = distinv.launch(run_case, case, nprocs=case.ranks, timeout=timeout,
+                                 device="cuda" if case.device == "cuda" else "cpu")
+        except Exception as exc:  # a failed cell is reported, the others still run
+            rows.append({"impl": case.impl, "size": case.size, "ranks": case.ranks,
+                         "error": f"{type(exc).__name__}: {exc}"[:2000]})
+            continue
+        output = row.pop("output", None)
+        if case.impl == "untiled" and output is not None:
+            references[case.size] = output
+        reference = references.get(case.size)
+        row["agreement_psnr_db"] = (psnr_db(output, reference) if output is not None and reference is not None
+                                    else None)
+        rows.append(row)
+    return rows
+
+
+def _cases(args) -> list[PriorCase]:
+    channels = args.channels or (1 if args.model == "small" else 3)
+    if args.max_batch_size is None:
+        args.max_batch_size = 8 if args.device == "cuda" else 1
+    cases = []
+    for size in args.sizes:
+        for ranks in args.ranks:
+            for impl in args.impls:
+                if impl == "untiled" and ranks != 1:
+                    continue
+                cases.append(PriorCase(
+                    impl=impl, size=size, ranks=ranks, model=args.model, channels=channels, patch=args.patch,
+                    overlap=args.overlap, max_batch_size=args.max_batch_size, dtype=args.dtype, device=args.device,
+                    repeats=args.repeats, warmup=args.warmup, channels_last=args.channels_last, seed=args.seed))
+    return cases
+
+
+def write_json_atomically(document: dict, path: str, force: bool = False) -> None:
+    """Write ``document`` to ``path`` through a temporary file and a rename; refuse to overwrite unless ``force``.
+
+    :param dict document: JSON-serialisable.
+    :param str path: destination.
+    :param bool force: overwrite an existing file.
+    :raises FileExistsError: ``path`` exists and ``force`` is false.
+    """
+    if os.path.exists(path) and not force:
+        raise FileExistsError(f"{path} exists: pass --force to overwrite it")
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".prior-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(document, stream, indent=2, default=str)
+            stream.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m distinv.bench.prior", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048], help="signal sizes n (n x n)")
+    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="numbers of ranks")
+    parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS)
+    parser.add_argument("--model", choices=MODELS, default="small")
+    parser.add_argument("--channels", type=int, default=None, help="default: 1 (small), 3 (default model)")
+    parser.add_argument("--patch", type=int, default=256)
+    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--max-batch-size", type=int, default=None,
+                        help="tiles per network call; 0: all; default 1 on CPU (measured fastest), 8 on CUDA")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per case")
+    parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    args = parser.parse_args(argv)
+    if args.out and os.path.exists(args.out) and not args.force:
+        parser.error(f"--out {args.out} exists: pass --force to overwrite it")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from distinv.bench.provenance import collect_provenance
+
+    rows = run_benchmark(_cases(args), timeout=args.timeout)
+    document = {"benchmark": "distinv.bench.prior", "args": vars(args),
+                "provenance": collect_provenance(args.device), "results": rows}
+    text = json.dumps(document, indent=2, default=str)
+    print(text)
+    if args.out:
+        write_json_atomically(document, args.out, force=args.force)
+    return 1 if any("error" in row for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
