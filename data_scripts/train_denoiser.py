@@ -28,6 +28,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import hashlib
 import json
@@ -196,8 +197,10 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def validate(model, images: dict[str, torch.Tensor], device: str, seed: int) -> list[dict]:
-    """Mean PSNR over the validation images, per sigma: noisy, TV (best lambda), model.
+def validate(models: dict, images: dict[str, torch.Tensor], device: str, seed: int) -> list[dict]:
+    """Mean PSNR over the validation images, per sigma: noisy, TV (best lambda), each model.
+
+    ``models`` maps a column name (``"model"``, ``"model_fp32"``) to a network.
 
     TV gets the lambda of ``TV_LAMBDA_FACTORS * sigma`` that is best on these very images (an
     oracle choice, in TV's favour), ``TV_ITERATIONS`` iterations of deepinv's ``TVDenoiser``.
@@ -208,13 +211,14 @@ def validate(model, images: dict[str, torch.Tensor], device: str, seed: int) -> 
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for sigma in VALIDATION_SIGMAS:
-        scores = {"noisy": [], "model": []}
+        scores = {"noisy": [], **{column: [] for column in models}}
         tv_scores = {f: [] for f in TV_LAMBDA_FACTORS}
         for x in images.values():
             x = x[None].to(device)
             y = x + sigma * torch.randn(x.shape, generator=generator).to(device)
             scores["noisy"].append(psnr(y, x))
-            scores["model"].append(psnr(model(y, sigma), x))
+            for column, model in models.items():
+                scores[column].append(psnr(model(y, sigma), x))
             for factor in TV_LAMBDA_FACTORS:
                 tv.restart = True
                 tv_scores[factor].append(psnr(tv(y, ths=factor * sigma), x))
@@ -225,7 +229,7 @@ def validate(model, images: dict[str, torch.Tensor], device: str, seed: int) -> 
                 "psnr_noisy": round(float(np.mean(scores["noisy"])), 2),
                 "psnr_tv": round(float(np.mean(tv_scores[best])), 2),
                 "tv_lambda": round(best * sigma, 5),
-                "psnr_model": round(float(np.mean(scores["model"])), 2),
+                **{f"psnr_{c}": round(float(np.mean(scores[c])), 2) for c in models},
             }
         )
     return rows
@@ -308,13 +312,13 @@ def write_model_card(out_dir: Path) -> None:
             f"- software: torch {t['torch']}, deepinv {t['deepinv']}, commit {t['commit']}, "
             f"{t['date']}",
             "",
-            "| σ | noisy PSNR | TV PSNR (λ) | model PSNR |",
-            "|---|---|---|---|",
+            "| σ | noisy PSNR | TV PSNR (λ) | model PSNR (shipped fp16) | model PSNR (fp32) |",
+            "|---|---|---|---|---|",
         ]
         for v in r["validation"]:
             lines.append(
                 f"| {v['sigma']} | {v['psnr_noisy']:.2f} | {v['psnr_tv']:.2f} ({v['tv_lambda']}) "
-                f"| {v['psnr_model']:.2f} |"
+                f"| {v['psnr_model']:.2f} | {v.get('psnr_model_fp32', float('nan')):.2f} |"
             )
         lines += [
             "",
@@ -394,10 +398,12 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool,
     progress.close()
 
     # What ships is fp16: validate the fp16-rounded weights, computed in fp32.
+    model.eval()
+    model_fp32 = copy.deepcopy(model)
     state_fp16 = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
     model.load_state_dict({k: v.float() for k, v in state_fp16.items()})
-    model.eval()
-    validation = validate(model, val_images, device, seed=config.seed + 1)
+    validation = validate({"model": model, "model_fp32": model_fp32}, val_images, device,
+                          seed=config.seed + 1)
 
     atomic_write(weights_path, lambda p: torch.save(state_fp16, p))
     import deepinv
