@@ -302,12 +302,13 @@ class ShardedBlur(LinearPhysics):
 
         :param torch.Tensor u: a tensor shaped like this rank's slab (one sample; values not used).
         :param int num_samples: number of random pairs.
+        :param kwargs: passed to :meth:`A` and :meth:`A_adjoint` (e.g. ``filter``).
         :return: the same 0-d tensor on every rank, of the order of the dtype's precision.
         """
         u_in = torch.randn((num_samples,) + tuple(u.shape[1:]), dtype=u.dtype, device=u.device)
-        Au = self.A(u_in)
+        Au = self.A(u_in, **kwargs)
         v = torch.randn_like(Au)
-        Atv = self.A_adjoint(v)
+        Atv = self.A_adjoint(v, **kwargs)
         sums = torch.stack([(v * Au).reshape(num_samples, -1).sum(-1), (u_in * Atv).reshape(num_samples, -1).sum(-1)])
         s1, s2 = comm.all_reduce(sums, site="blur.adjointness")
         return ((s1 - s2).abs().pow(2).mean() / s1.abs().pow(2).mean()).sqrt()
