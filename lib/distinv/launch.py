@@ -417,7 +417,7 @@ def _stop(processes: list) -> None:
 def _run_children(fn, args, kwargs, plan: _Plan) -> Any:
     ctx = mp.get_context(plan.start_method)
     if plan.start_method == "forkserver":
-        ctx.set_forkserver_preload(["torch", "torch.distributed", "distinv"])
+        ctx.set_forkserver_preload(["torch", "torch.distributed", "deepinv", "distinv"])
     port = _free_port()
     processes, parent_conns = [], []
     for rank in range(plan.nprocs):
