@@ -265,17 +265,31 @@ def psnr_db(output: torch.Tensor, reference: torch.Tensor) -> float:
     return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
 
 
-def run_benchmark(cases: list[PriorCase], timeout: float | None = None, log=sys.stderr) -> list[dict]:
-    """Run every case through :func:`distinv.launch`; adds ``agreement_psnr_db`` against ``untiled``."""
+def _launch_fresh(case: PriorCase, timeout: float | None) -> dict:
+    """Run a case on fresh processes: one rank in a spawned child too (not in this process, whose threads,
+    memory and earlier outputs would skew its time and peak memory)."""
+    import multiprocessing
+
     import distinv
 
+    device = "cuda" if case.device == "cuda" else "cpu"
+    if case.ranks > 1:
+        return distinv.launch(run_case, case, nprocs=case.ranks, timeout=timeout, device=device)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        pending = pool.apply_async(distinv.launch, (run_case, case),
+                                   dict(nprocs=1, device=device, threads=os.cpu_count() or 1))
+        return pending.get(timeout)
+
+
+def run_benchmark(cases: list[PriorCase], timeout: float | None = None, log=sys.stderr) -> list[dict]:
+    """Run every case through :func:`distinv.launch` on fresh processes; adds ``agreement_psnr_db`` against
+    ``untiled``."""
     references: dict[int, torch.Tensor] = {}
     rows = []
     for case in sorted(cases, key=lambda c: (c.size, c.impl != "untiled", c.ranks)):
         print(f"[prior] {case.impl} size={case.size} ranks={case.ranks}", file=log, flush=True)
         try:
-            row = distinv.launch(run_case, case, nprocs=case.ranks, timeout=timeout,
-                                 device="cuda" if case.device == "cuda" else "cpu")
+            row = _launch_fresh(case, timeout)
         except Exception as exc:  # a failed cell is reported, the others still run
             rows.append({"impl": case.impl, "size": case.size, "ranks": case.ranks,
                          "error": f"{type(exc).__name__}: {exc}"[:2000]})
