@@ -1,0 +1,140 @@
+"""Option bundles of the solvers and of the prior, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SOLVERS", "IMPLEMENTATIONS", "SolverConfig", "PriorConfig"]
+
+#: Solver names: plug-and-play proximal gradient, plug-and-play half-quadratic splitting, TV (FISTA).
+SOLVERS = ("pnp-pgd", "pnp-hqs", "tv")
+#: Tiled-prior implementations: distinv's ``TiledDenoiser``, deepinv's ``DistributedProcessing``, or the
+#: denoiser applied to the whole image on every rank (``"none"``, a reference).
+IMPLEMENTATIONS = ("distinv", "deepinv", "none")
+
+
+def _positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    ok = isinstance(value, kinds) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {what} {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    r"""What the solver does each iteration.
+
+    :param str solver: one of :data:`SOLVERS`.
+    :param int iterations: outer iterations, ``>= 1``.
+    :param float sigma_start: denoiser strength at the first iteration (images in ``[0, 1]``); the
+        strength decreases geometrically to ``sigma_end``. ``None``: the solver's default.
+    :param float sigma_end: denoiser strength at the last iteration; ``None``: the solver's default.
+    :param float step_scale: PGD step :math:`\gamma = \text{step\_scale} / \|A\|^2`, in ``(0, 2)``.
+    :param float hqs_weight: HQS coupling :math:`\mu_t = \text{hqs\_weight}\cdot\sigma_n^2 / \sigma_t^2`.
+    :param int cg_iterations: conjugate-gradient iterations of the HQS data step.
+    :param float tv_weight: TV weight relative to the noise: the objective is
+        :math:`\tfrac12\sum_k\|A_kx-y_k\|^2 + \lambda\,\mathrm{TV}(x)`, :math:`\lambda = \text{tv\_weight}\cdot\sigma_n\sqrt K`.
+    :param float tv_rho: ADMM penalty :math:`\rho` of the TV baseline.
+    :param int tv_inner_iterations: iterations of deepinv's TV proximal solver per outer iteration.
+    :param int pinv_iterations: CG iterations of the pseudo-inverse reported as a baseline (``0``: skip).
+
+    >>> [round(s, 4) for s in SolverConfig(solver="pnp-hqs").sigmas(3)]
+    [0.1, 0.0447, 0.02]
+    """
+
+    solver: str = "pnp-hqs"
+    iterations: int = 12
+    sigma_start: float | None = None
+    sigma_end: float | None = None
+    step_scale: float = 1.0
+    hqs_weight: float = 0.25
+    cg_iterations: int = 5
+    tv_weight: float = 1.0
+    tv_rho: float = 0.05
+    tv_inner_iterations: int = 30
+    pinv_iterations: int = 20
+
+    def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        _positive("iterations", self.iterations, integer=True)
+        for name in ("sigma_start", "sigma_end"):
+            if getattr(self, name) is not None:
+                _positive(name, getattr(self, name))
+        if not (isinstance(self.step_scale, (int, float)) and 0 < self.step_scale < 2):
+            raise ValueError(f"step_scale must be in (0, 2), got {self.step_scale!r}")
+        _positive("hqs_weight", self.hqs_weight)
+        _positive("cg_iterations", self.cg_iterations, integer=True)
+        _positive("tv_weight", self.tv_weight)
+        _positive("tv_rho", self.tv_rho)
+        _positive("tv_inner_iterations", self.tv_inner_iterations, integer=True)
+        _positive("pinv_iterations", self.pinv_iterations, integer=True, allow_zero=True)
+
+    def sigmas(self, iterations: int | None = None) -> list[float]:
+        r"""Denoiser strengths :math:`\sigma_t`, geometric from ``sigma_start`` to ``sigma_end``."""
+        n = self.iterations if iterations is None else iterations
+        defaults = {"pnp-hqs": (0.1, 0.02), "pnp-pgd": (0.03, 0.03), "tv": (0.0, 0.0)}[self.solver]
+        start = defaults[0] if self.sigma_start is None else self.sigma_start
+        end = defaults[1] if self.sigma_end is None else self.sigma_end
+        if n == 1 or start == end:
+            return [float(start)] * n
+        ratio = (end / start) ** (1.0 / (n - 1))
+        return [float(start * ratio ** t) for t in range(n)]
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """The learned prior and how it is tiled across ranks.
+
+    :param str implementation: one of :data:`IMPLEMENTATIONS`.
+    :param int patch: tile side in pixels (a multiple of 8 for DRUNet).
+    :param int overlap: pixels of context added on each side of a tile.
+    :param int max_batch_size: tiles per denoiser call (``None``: all of this rank's tiles at once).
+    :param str blend: how overlapping outputs are combined (``"none"``: each pixel from its own tile;
+        other values are passed to distinv's tiling).
+    :param str layout: ``"replicated"`` (every rank holds the whole image) or ``"sharded"`` (distinv only).
+    :param str weights: denoiser name for :func:`distinv.models.load_denoiser`, or ``"random"`` (an
+        untrained small DRUNet: wiring checks only).
+    :param str weights_source: ``"shipped"``, ``"download"`` or a path.
+
+    >>> PriorConfig(implementation="deepinv", patch=64, overlap=8).window
+    80
+    """
+
+    implementation: str = "deepinv"
+    patch: int = 256
+    overlap: int = 32
+    max_batch_size: int | None = None
+    blend: str = "none"
+    layout: str = "replicated"
+    weights: str = "auto"
+    weights_source: str = "shipped"
+
+    def __post_init__(self) -> None:
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {self.implementation!r}")
+        _positive("patch", self.patch, integer=True)
+        _positive("overlap", self.overlap, integer=True, allow_zero=True)
+        if self.max_batch_size is not None:
+            _positive("max_batch_size", self.max_batch_size, integer=True)
+        if self.layout not in ("replicated", "sharded"):
+            raise ValueError(f"layout must be 'replicated' or 'sharded', got {self.layout!r}")
+        if self.implementation == "deepinv" and (self.blend != "none" or self.layout != "replicated"):
+            raise ValueError(
+                "implementation='deepinv' supports only blend='none' and layout='replicated', got "
+                f"blend={self.blend!r}, layout={self.layout!r}"
+            )
+        if not isinstance(self.weights, str) or not self.weights:
+            raise ValueError(f"weights must be a denoiser name, 'auto' or 'random', got {self.weights!r}")
+
+    @property
+    def window(self) -> int:
+        """Side of the window a tile's denoiser sees: ``patch + 2 * overlap``."""
+        return self.patch + 2 * self.overlap
+
+    def weights_name(self, channels: int) -> str:
+        """The denoiser name; ``"auto"`` picks the shipped small DRUNet for ``channels``."""
+        if self.weights != "auto":
+            return self.weights
+        return "drunet-small-gray" if channels == 1 else "drunet-small-color"
