@@ -73,7 +73,11 @@ def run_point(params: dict[str, Any], timeout_s: float | None = None) -> dict[st
     threads = params.get("threads") or max(1, (os.cpu_count() or 1) // nprocs)
     device = params.get("device") or "auto"
     launch_device = device.split(":")[0] if device != "auto" else "auto"
-    return launch(entry, params, nprocs=nprocs, device=launch_device, timeout=timeout_s, threads=threads)
+    # GPU ranks start with spawn: a forkserver that preloaded a module touching CUDA would fork ranks that
+    # cannot use it ("Cannot re-initialize CUDA in forked subprocess", seen on an H100 node).
+    start_method = "spawn" if launch_device == "cuda" else "auto"
+    return launch(entry, params, nprocs=nprocs, device=launch_device, timeout=timeout_s, threads=threads,
+                  start_method=start_method)
 
 
 def run_config(config: BenchConfig | str | Path, *, results_dir: str | Path | None = None, force: bool = False,
