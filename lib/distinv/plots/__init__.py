@@ -1,0 +1,1 @@
+"""plotly figures of the book's chapters, one module per chapter's use case."""

@@ -1,0 +1,161 @@
+"""plotly figures and tables of the natural-images chapter, built from ``run_reconstruction`` results.
+
+Every function takes plain results (dicts, small CPU tensors) and returns a figure or a
+``pandas.DataFrame``; nothing here computes a reconstruction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = [
+    "image_row", "measurements_figure", "tile_zoom_figure", "psnr_figure", "time_breakdown_figure",
+    "results_table",
+]
+
+
+def _to_uint8(image: torch.Tensor) -> np.ndarray:
+    """``(C, H, W)`` in [0, 1] -> ``(H, W, 3)`` uint8."""
+    array = image.detach().float().clamp(0, 1).cpu().numpy()
+    if array.shape[0] == 1:
+        array = np.repeat(array, 3, axis=0)
+    return (np.transpose(array, (1, 2, 0)) * 255 + 0.5).astype(np.uint8)
+
+
+def image_row(images: dict, title: str | None = None, height: int = 320):
+    """Images side by side, one subplot each, titled by the dict keys.
+
+    :param dict images: ``{label: tensor (C, H, W) in [0, 1]}``.
+    :param str title: figure title.
+    :param int height: figure height in pixels.
+
+    >>> fig = image_row({"a": torch.zeros(1, 4, 4), "b": torch.ones(3, 4, 4)})
+    >>> len(fig.data)
+    2
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    labels = list(images)
+    fig = make_subplots(rows=1, cols=len(labels), subplot_titles=labels, horizontal_spacing=0.02)
+    for col, label in enumerate(labels, start=1):
+        fig.add_trace(go.Image(z=_to_uint8(images[label]), name=label), row=1, col=col)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60 if title else 30, b=10))
+    return fig
+
+
+def measurements_figure(measurements: list, kernels: list, height: int = 300):
+    """The blur kernels :math:`h_k` (top row) and the measurements :math:`y_k` (bottom row).
+
+    :param list measurements: previews of :math:`y_k`, ``(C, H, W)``.
+    :param list kernels: kernels ``(1, 1, k, k)`` or ``(k, k)``.
+    :param int height: height per row in pixels.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    count = len(measurements)
+    titles = [f"h_{k}" for k in range(count)] + [f"y_{k}" for k in range(count)]
+    fig = make_subplots(rows=2, cols=count, subplot_titles=titles, vertical_spacing=0.08, horizontal_spacing=0.02)
+    for k, (y, h) in enumerate(zip(measurements, kernels)):
+        kernel = torch.as_tensor(h).reshape(torch.as_tensor(h).shape[-2:])
+        fig.add_trace(go.Heatmap(z=kernel.numpy()[::-1], colorscale="gray", showscale=False), row=1, col=k + 1)
+        fig.add_trace(go.Image(z=_to_uint8(y)), row=2, col=k + 1)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_yaxes(scaleanchor="x", row=1)
+    fig.update_layout(height=2 * height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def tile_zoom_figure(crops: dict, patch: int, height: int = 340):
+    """Full-resolution crops around a corner where four tiles meet, tile borders dashed.
+
+    :param dict crops: ``result["crops"]``: ``box`` = ``[top, left, side]`` and ``(C, side, side)``
+        tensors ``x_true``, ``x_init``, ``x_hat``.
+    :param int patch: tile side, to draw the borders.
+    :param int height: figure height.
+    """
+    top, left, side = crops["box"]
+    images = {"ground truth": crops["x_true"], "start (back-projection)": crops["x_init"],
+              "reconstruction": crops["x_hat"]}
+    fig = image_row(images, height=height)
+    borders = [b - top for b in range(0, top + side + 1, patch) if top < b < top + side]
+    for col in range(1, len(images) + 1):
+        for b in borders:
+            fig.add_hline(y=b - 0.5, line_dash="dash", line_color="yellow", line_width=1, row=1, col=col)
+            fig.add_vline(x=b - 0.5, line_dash="dash", line_color="yellow", line_width=1, row=1, col=col)
+    return fig
+
+
+def psnr_figure(histories: dict, title: str = "PSNR per iteration"):
+    """PSNR against iteration, one line per run.
+
+    :param dict histories: ``{label: result["history"]}``.
+    :param str title: figure title.
+
+    >>> psnr_figure({"run": [{"iteration": 1, "psnr": 20.0}]}).data[0].name
+    'run'
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label, history in histories.items():
+        rows = [r for r in history if r.get("psnr") is not None]
+        fig.add_trace(go.Scatter(x=[r["iteration"] for r in rows], y=[r["psnr"] for r in rows],
+                                 mode="lines+markers", name=label))
+    fig.update_layout(title=title, xaxis_title="iteration", yaxis_title="PSNR (dB)", height=380)
+    return fig
+
+
+def time_breakdown_figure(finals: dict, title: str = "Time per iteration"):
+    """Stacked bars of the median iteration: data-step compute, prior compute, communication, other.
+
+    :param dict finals: ``{label: result}`` (uses the history's per-phase times).
+    :param str title: figure title.
+    """
+    import plotly.graph_objects as go
+
+    parts = {"data step (compute)": [], "prior (compute)": [], "communication": [], "other": []}
+    labels = list(finals)
+    for label in labels:
+        history = finals[label]["history"]
+        rows = history[1:] if len(history) > 1 else history
+
+        def median(key):
+            return float(np.median([r[key] for r in rows]))
+
+        comm = median("t_comm")
+        data = median("t_grad") - median("t_comm_data")
+        prior = median("t_prior") - median("t_comm_prior")
+        parts["data step (compute)"].append(data)
+        parts["prior (compute)"].append(prior)
+        parts["communication"].append(comm)
+        parts["other"].append(max(0.0, median("t_total") - data - prior - comm))
+    fig = go.Figure([go.Bar(name=name, x=labels, y=values) for name, values in parts.items()])
+    fig.update_layout(barmode="stack", title=title, yaxis_title="seconds (median iteration)", height=380)
+    return fig
+
+
+def results_table(results: dict):
+    """Final PSNR/SSIM, time and memory per run, with the starting points for comparison.
+
+    :param dict results: ``{label: result}``.
+    :return: a ``pandas.DataFrame`` indexed by label.
+    """
+    import pandas as pd
+
+    rows = []
+    for label, result in results.items():
+        final = result["final"]
+        rows.append({
+            "run": label, "ranks": final["nprocs"], "PSNR (dB)": final["psnr"], "SSIM": final["ssim"],
+            "PSNR start (dB)": final["psnr_init"], "PSNR pseudo-inverse (dB)": final["psnr_pinv"],
+            "s / iteration": final["t_per_iteration"], "iterations": final["iterations"],
+            "peak memory / rank (GiB)": final["peak_mem_bytes"] / 2**30,
+            "comm MB / iteration": final["comm_bytes_per_iteration"] / 1e6,
+        })
+    return pd.DataFrame(rows).set_index("run").round(3)
