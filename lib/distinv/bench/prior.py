@@ -274,7 +274,9 @@ def _launch_fresh(case: PriorCase, timeout: float | None) -> dict:
 
     device = "cuda" if case.device == "cuda" else "cpu"
     if case.ranks > 1:
-        return distinv.launch(run_case, case, nprocs=case.ranks, timeout=timeout, device=device)
+        # CUDA ranks start with spawn: forkserver preloading deepinv broke CUDA ranks on an H100 node
+        return distinv.launch(run_case, case, nprocs=case.ranks, timeout=timeout, device=device,
+                              start_method="spawn" if device == "cuda" else "auto")
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         pending = pool.apply_async(distinv.launch, (run_case, case),
                                    dict(nprocs=1, device=device, threads=os.cpu_count() or 1))
