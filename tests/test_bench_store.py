@@ -105,3 +105,12 @@ def test_bad_run_ids_are_refused(tmp_path, run_id):
 def test_rows_without_status_are_refused(tmp_path):
     with pytest.raises(ValueError, match="every row needs a 'status'"):
         ResultsStore(tmp_path).write_run("a", [{"iteration": 1}])
+
+
+def test_identifiers_made_of_digits_stay_text(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.write_run("012345678901", [{"iteration": 1, "status": "ok", "commit": "0123456789", "error": ""}],
+                    ranks=[{"rank": 0}])
+    frame = store.load()
+    assert frame["run_id"].tolist() == ["012345678901"] and frame["commit"].tolist() == ["0123456789"]
+    assert store.load_ranks()["run_id"].tolist() == ["012345678901"]

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -80,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run_id} {store.status(run_id) or 'todo':5s} {values}")
         return 0
     summary = run_config(config, results_dir=args.results_dir, force=args.force)
-    print(f"ran {len(summary.ran)}, skipped {len(summary.skipped)}, failed {len(summary.failed)}; "
-          f"results in {summary.results_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"ran {len(summary.ran)}, skipped {len(summary.skipped)}, failed {len(summary.failed)}; "
+              f"results in {summary.results_dir}")
     return 1 if summary.failed else 0
 
 

@@ -141,7 +141,11 @@ def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
             tmp.unlink()
 
 
+#: Columns read as text even when they look like numbers (a run id or a commit made of digits).
+_TEXT_COLUMNS = {"run_id": str, "commit": str, "error": str, "status": str, "config_hash": str}
+
+
 def _concat(paths: Iterable[Path]) -> pd.DataFrame:
-    frames = [pd.read_csv(p) for p in paths]
+    frames = [pd.read_csv(p, dtype=_TEXT_COLUMNS) for p in paths]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,167 @@
+r"""A strong-scaling model of the replicated tiled prior, built from measured parts.
+
+On :math:`P` ranks an image of :math:`N \times N` pixels cut into :math:`T = \lceil N/p \rceil^2` tiles
+of core :math:`p` and halo :math:`o` costs per iteration
+
+.. math::
+
+    T(P) = \underbrace{\lceil T / P \rceil \, (p + 2o)^2 \, c_{\text{pix}}}_{\text{tiles of the busiest rank}}
+         + \underbrace{2(P-1)\,\alpha + \tfrac{2(P-1)}{P}\, n_{\text{bytes}}\, \gamma}_{\text{ring all-reduce of the image}}
+         + N^2 c_{\text{other}},
+
+where :math:`c_{\text{pix}}` is the measured prior time per processed pixel (one rank),
+:math:`\alpha` and :math:`\gamma` the latency and inverse bandwidth fitted to measured all-reduces of
+two ranks (:math:`t = 2\alpha + n_{\text{bytes}}\gamma` for :math:`P = 2`), and :math:`c_{\text{other}}`
+the measured unsplit time per image pixel (copies, zero-filling the full-size output), which does not
+shrink with :math:`P` in the replicated layout. The ring formula assumes every link is as fast as the
+measured one: across nodes, pass the network's figures instead.
+
+>>> cost = CollectiveCost(latency_s=1e-4, seconds_per_byte=1e-9)
+>>> model = StrongScalingModel(seconds_per_pixel=1e-7, collective=cost)
+>>> table = model.predict(size=1024, patch=256, overlap=32, nprocs=[1, 16])
+>>> table["tiles_per_rank"].tolist(), bool(table["speedup"].iloc[1] < 16)
+([16, 1], True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CollectiveCost", "StrongScalingModel", "load_published_scaling", "published_conditions", "POWERS_OF_TWO"]
+
+POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class CollectiveCost:
+    """Latency–bandwidth cost of a ring all-reduce.
+
+    :param float latency_s: :math:`\\alpha`, seconds per message step.
+    :param float seconds_per_byte: :math:`\\gamma`, inverse bandwidth.
+    """
+
+    latency_s: float
+    seconds_per_byte: float
+
+    def __post_init__(self):
+        if self.latency_s < 0 or self.seconds_per_byte < 0:
+            raise ValueError(f"latency_s and seconds_per_byte must be >= 0, got {self.latency_s}, "
+                             f"{self.seconds_per_byte}")
+
+    def allreduce(self, nbytes: float, nprocs: int) -> float:
+        """Seconds to all-reduce ``nbytes`` over ``nprocs`` ranks (0 on one rank).
+
+        :param float nbytes: message size.
+        :param int nprocs: ranks.
+        """
+        if nprocs <= 1:
+            return 0.0
+        return 2 * (nprocs - 1) * self.latency_s + 2 * (nprocs - 1) / nprocs * nbytes * self.seconds_per_byte
+
+    @classmethod
+    def fit(cls, runs: pd.DataFrame) -> "CollectiveCost":
+        """Least-squares fit of :math:`t = 2\\alpha + n\\gamma` to 2-rank all-reduce runs.
+
+        :param pandas.DataFrame runs: per-run table of the ``allreduce`` use case (``t_comm``,
+            ``comm_bytes``, ``nprocs``), at least two message sizes.
+        """
+        two = runs[(runs["use_case"] == "allreduce") & (runs["nprocs"] == 2)]
+        if two["comm_bytes"].nunique() < 2:
+            raise ValueError(f"fitting needs 2-rank allreduce runs of at least 2 sizes, got "
+                             f"{two['comm_bytes'].nunique()}")
+        slope, intercept = np.polyfit(two["comm_bytes"].astype(float), two["t_comm"].astype(float), 1)
+        return cls(latency_s=max(intercept, 0.0) / 2, seconds_per_byte=max(slope, 0.0))
+
+
+@dataclass(frozen=True)
+class StrongScalingModel:
+    """Predicted time per iteration of the replicated tiled prior on ``P`` ranks (see the module docstring).
+
+    :param float seconds_per_pixel: :math:`c_{\\text{pix}}`, prior seconds per processed window pixel.
+    :param CollectiveCost collective: all-reduce cost.
+    :param float other_seconds_per_pixel: :math:`c_{\\text{other}}`, unsplit seconds per image pixel.
+    """
+
+    seconds_per_pixel: float
+    collective: CollectiveCost
+    other_seconds_per_pixel: float = 0.0
+
+    @classmethod
+    def from_runs(cls, runs: pd.DataFrame, variant: str = "deepinv") -> "StrongScalingModel":
+        """Measure the model's constants from one source's per-run table.
+
+        :param pandas.DataFrame runs: per-run table holding one-rank ``denoise`` runs of ``variant`` and
+            2-rank ``allreduce`` runs; the largest image is used for the per-pixel rates.
+        :param str variant: which tiled prior's rate to use.
+        """
+        one = runs[(runs["use_case"] == "denoise") & (runs["nprocs"] == 1) & (runs["variant"] == variant)]
+        if one.empty:
+            raise ValueError(f"no one-rank denoise run of variant {variant!r} to measure the tile rate")
+        largest = one.sort_values("size").iloc[-1]
+        pixels = float(largest["size"]) ** 2
+        return cls(seconds_per_pixel=float(largest["t_prior"]) / (float(largest["tile_work_multiplier"]) * pixels),
+                   collective=CollectiveCost.fit(runs),
+                   other_seconds_per_pixel=float(largest["t_other"]) / pixels)
+
+    def predict(self, size: int, patch: int, overlap: int, nprocs: Sequence[int] = POWERS_OF_TWO,
+                channels: int = 1, bytes_per_value: int = 4) -> pd.DataFrame:
+        """Predicted time per iteration and its parts for each number of ranks.
+
+        :param int size: image side :math:`N`.
+        :param int patch: tile core :math:`p`.
+        :param int overlap: halo :math:`o`.
+        :param list nprocs: numbers of ranks.
+        :param int channels: image channels (the all-reduced bytes and the work scale with them).
+        :param int bytes_per_value: 4 for float32.
+        :return: columns ``nprocs, tiles_per_rank, t_compute, t_comm, t_other, t_total, speedup, efficiency``.
+        """
+        for name, value in (("size", size), ("patch", patch)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(overlap, int) or overlap < 0:
+            raise ValueError(f"overlap must be an integer >= 0, got {overlap!r}")
+        tiles = math.ceil(size / patch) ** 2
+        window = (patch + 2 * overlap) ** 2 * channels
+        nbytes = size * size * channels * bytes_per_value
+        t_other = size * size * channels * self.other_seconds_per_pixel
+
+        def parts(ranks: int) -> dict:
+            per_rank = math.ceil(tiles / ranks)
+            t_compute = per_rank * window * self.seconds_per_pixel
+            t_comm = self.collective.allreduce(nbytes, ranks)
+            return {"nprocs": ranks, "tiles_per_rank": per_rank, "t_compute": t_compute, "t_comm": t_comm,
+                    "t_other": t_other, "t_total": t_compute + t_comm + t_other}
+
+        for ranks in nprocs:
+            if not isinstance(ranks, int) or ranks < 1:
+                raise ValueError(f"nprocs must hold integers >= 1, got {ranks!r}")
+        table = pd.DataFrame([parts(ranks) for ranks in nprocs])
+        table["speedup"] = parts(1)["t_total"] / table["t_total"]
+        table["efficiency"] = table["speedup"] / table["nprocs"]
+        return table
+
+
+def load_published_scaling() -> pd.DataFrame:
+    """Published V100 strong-scaling figures of another code (numpex/benchmark_invprob_largescale).
+
+    The file's header comment states the conditions; these numbers come from another code on another
+    machine: compare the shape of the curves, not the values.
+
+    >>> load_published_scaling().query("problem == 'sr8' and image == 4096")["gpus"].tolist()
+    [1, 2, 64]
+    """
+    text = resources.files("distinv.bench").joinpath("data/published_scaling.csv")
+    with resources.as_file(text) as path:
+        return pd.read_csv(path, comment="#")
+
+
+def published_conditions() -> str:
+    """The header comment of the published-figures file, as one paragraph."""
+    text = resources.files("distinv.bench").joinpath("data/published_scaling.csv").read_text()
+    return " ".join(line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#"))

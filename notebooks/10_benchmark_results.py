@@ -1,0 +1,306 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Benchmark results
+#
+# This chapter measures what distributing an imaging inverse problem costs and buys: time per
+# iteration and where it goes, speedup over one rank, peak memory per rank, and whether the
+# distributed result equals the single-process one. Every number on this page is computed from
+# result files by the code below; none is typed by hand.
+#
+# **Method.** A benchmark *grid* (a YAML file in `distinv/bench/configs/`) is the cartesian product
+# of use case × implementation × ranks × image size × prior settings. `distinv.bench.run_config`
+# runs each point in fresh ranks through `distinv.launch` (or in place under `torchrun`, see
+# {doc}`../cluster`) and writes its rows to a results folder as soon as it finishes, one CSV file per
+# run, atomically; a rerun skips the points already done. Per iteration, rank 0 records the wall time
+# between two barriers and its split into disjoint parts,
+#
+# $$
+# t_{\text{total}} = t_{\text{grad}} + t_{\text{prior}} + t_{\text{comm}} + t_{\text{other}},
+# $$ (eq-time-split)
+#
+# where $t_{\text{comm}}$ and the bytes sent come from distinv's communication ledger, PSNR and SSIM
+# against the ground truth, and the peak memory of every rank (CUDA max allocated on a GPU, peak
+# resident set size on CPU). Each run carries its provenance: commit, package versions, device,
+# threads per rank, seed and the hash of its configuration. Times are medians over the timed
+# iterations, after a warm-up.
+#
+# The first use case is the **tiled prior** alone (`denoise`): a noisy image $y = x + \sigma n$ is
+# denoised by iterating $x_{k+1} = D_\sigma(x_k)$ with a small DRUNet applied tile by tile, by deepinv's
+# `DistributedProcessing` and by distinv's `TiledDenoiser` with the same tiles. Its weights are
+# random (seeded): the timings and the equivalence are those of a trained network, the PSNR is not.
+# The second (`allreduce`) measures the collective the replicated prior pays once per iteration, for
+# the scaling model at the end.
+
+# %% tags=["parameters"]
+grids = ["cpu-collectives", "cpu"]  # shipped configurations (or YAML paths) run by this chapter
+results_dir = "../results/local/cpu"  # where this machine's runs are stored
+external_dir = "../results/external"  # one sub-folder per machine whose results were produced elsewhere
+run_grids = True  # False: only show what the folders already hold
+force = False  # rerun points already done
+model_image = 4096  # image side of the scaling prediction (as in the published figures)
+model_patch = 448  # tile core of the prediction (published: 448)
+model_overlap = 32  # tile halo of the prediction (published: 32)
+model_channels = 3  # colour images, as in the published figures
+assumed_link_gbs = 25.0  # what-if interconnect bandwidth (GB/s; 200 Gb/s InfiniBand HDR) for GPU models
+assumed_link_latency_us = 5.0  # what-if interconnect latency (µs)
+
+# %%
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from distinv.bench import figures
+from distinv.bench.__main__ import resolve_config_path
+from distinv.bench.explorer import ResultsExplorer
+from distinv.bench.runner import run_config
+from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
+                                   load_published_scaling, published_conditions)
+from distinv.bench.store import load_results
+from distinv.bench.summary import summarise_runs, variant_label
+from distinv.book import setup_plotly
+
+setup_plotly()
+local_source = Path(results_dir).name
+external = sorted(p for p in Path(external_dir).glob("*") if p.is_dir())
+folders = {local_source: Path(results_dir), **{f"external/{p.name}": p for p in external}}
+
+# %% [markdown]
+# ## Running the grid
+#
+# The grids of this profile run here, on this machine; points already in the results folder are
+# skipped, so re-executing the chapter only runs what is missing.
+
+# %%
+summaries = []
+if run_grids:
+    for grid in grids:
+        summaries.append(run_config(resolve_config_path(grid), results_dir=results_dir, force=force))
+
+# %%
+frame = load_results(folders)
+frame["variant"] = [variant_label(i, l) for i, l in zip(frame.get("implementation"), frame.get("layout"))]
+runs = summarise_runs(frame)
+failed = frame[frame["status"] == "error"]
+denoise = runs[runs["use_case"] == "denoise"]
+ran = sum(len(s.ran) for s in summaries)
+skipped = sum(len(s.skipped) for s in summaries)
+display(Markdown(
+    f"The results folders hold **{runs['run_id'].nunique()}** successful runs "
+    f"({', '.join(f'{n} from `{s}`' for s, n in runs.groupby('source').size().items())}); "
+    f"this execution ran {ran} point(s) and skipped {skipped} already done. "
+    + (f"**{failed['run_id'].nunique()} run(s) failed**; their errors are listed at the end of the page."
+       if len(failed) else "No run failed.")
+))
+
+# %% [markdown]
+# ## Where the results come from
+#
+# Results produced on another machine (a GPU node, a cluster job) are copied, as they are, into a
+# sub-folder of `results/external/` named after the machine; they appear here beside this machine's
+# runs, with their provenance. A speedup is only ever a ratio of two runs from the same source.
+
+# %%
+figures.provenance_table(runs)
+
+# %% [markdown]
+# ## All runs
+#
+# Median time per iteration and its split (milliseconds), bytes communicated per iteration by rank 0,
+# peak memory of the busiest rank, PSNR after the last iteration, and the tile work multiplier
+# (pixels the network processes / pixels in the image: tiles are extended by their overlap).
+
+# %%
+figures.summary_table(denoise)
+
+# %% [markdown]
+# ## Where the time goes
+#
+# Each bar is one run's median iteration split as in {eq}`eq-time-split`. With the replicated layout
+# every rank holds the full image, processes its share of the tiles and one all-reduce sums the
+# full-size partial outputs: the prior part shrinks with the ranks, the all-reduce does not.
+
+# %%
+for source, part in denoise.groupby("source"):
+    display(figures.time_breakdown_figure(part, title=f"Time per iteration · {source}"))
+
+
+# %%
+def share(part, column):
+    return 100 * part[column].sum() / part["t_total"].sum()
+
+
+multi = denoise[denoise["nprocs"] > 1]
+one = denoise[denoise["nprocs"] == 1]
+display(Markdown(
+    f"Over all runs on one rank the prior takes **{share(one, 't_prior'):.0f} %** of the iteration time. "
+    f"On several ranks the prior's share is **{share(multi, 't_prior'):.0f} %**, communication "
+    f"**{share(multi, 't_comm'):.0f} %** and the rest (waiting at the barrier for the slowest rank, "
+    f"zero-filling and copies) **{share(multi, 't_other'):.0f} %**."
+    if len(multi) and len(one) else "Not enough runs for a time split."
+))
+
+# %% [markdown]
+# ## Speedup and parallel efficiency
+#
+# Speedup $S(P) = T(1)/T(P)$ and efficiency $S(P)/P$, each against the one-rank run of the same
+# source, implementation and image size.
+
+# %%
+for source, part in denoise.groupby("source"):
+    display(figures.speedup_figure(part, title=f"Strong scaling · {source}"))
+
+# %%
+scaling = figures.speedup_table(denoise)
+best = scaling[scaling["nprocs"] > 1].sort_values("speedup").iloc[-1] if (scaling["nprocs"] > 1).any() else None
+display(Markdown(
+    f"The best measured speedup is **{best['speedup']:.2f}×** on {best['nprocs']} ranks "
+    f"({best['variant']}, {int(best['size'])}², `{best['source']}`, efficiency {100 * best['efficiency']:.0f} %), "
+    f"with {int(best['threads_per_rank'])} thread(s) per rank."
+    if best is not None else "No multi-rank run has a one-rank reference yet."
+))
+
+# %% [markdown]
+# ## Peak memory per rank
+#
+# Peak memory of the busiest rank against the image side, log-log. In the replicated layout every
+# rank holds the full image and a full-size output, so memory per rank does not fall with more ranks;
+# the sharded layout keeps one slab plus its halos per rank.
+
+# %%
+for source, part in denoise.groupby("source"):
+    display(figures.memory_figure(part, title=f"Peak memory per rank · {source}"))
+
+# %% [markdown]
+# ## The distributed result equals the single-process one
+#
+# PSNR after each iteration for the same settings on one and on several ranks. Because each iterate
+# feeds the next, any difference would grow with the iterations.
+
+# %%
+figures.psnr_figure(frame[(frame["use_case"] == "denoise") & (frame["source"] == local_source)])
+
+# %%
+ok = frame[(frame["status"] == "ok") & (frame["use_case"] == "denoise")]
+keys = ["source", "variant", "size", "iteration"]
+reference = ok[ok["nprocs"] == 1].set_index(keys)["psnr"]
+others = ok[ok["nprocs"] > 1].set_index(keys)["psnr"]
+gap = (others - reference.reindex(others.index)).abs().dropna()
+display(Markdown(
+    f"Across {len(gap)} (run, iteration) pairs with a one-rank reference, the largest PSNR difference "
+    f"between several ranks and one is **{gap.max():.1e} dB**."
+    if len(gap) else "No multi-rank run has a one-rank reference yet."
+))
+
+# %% [markdown]
+# ## distinv and deepinv side by side
+#
+# Same tiles (patch, overlap, batch, crop blending) for both implementations: time per iteration
+# and peak memory per rank.
+
+# %%
+for source, part in denoise.groupby("source"):
+    display(figures.implementation_figure(part, title=f"distinv vs deepinv · {source}"))
+
+# %% [markdown]
+# ## Explore
+#
+# In a live session the dropdowns pick the results source, the use case and the view; the static
+# page shows the default view below the controls.
+
+# %%
+ResultsExplorer(runs).show()
+
+# %% [markdown]
+# ## A strong-scaling model to 64 ranks
+#
+# We cannot run 64 GPUs here, so we predict them from measured parts: the prior's time per processed
+# pixel on one rank $c_{\text{pix}}$, the all-reduce latency $\alpha$ and inverse bandwidth $\gamma$
+# fitted to the measured two-rank all-reduces, and the unsplit time per pixel $c_{\text{other}}$:
+#
+# $$
+# T(P) = \left\lceil \tfrac{T}{P} \right\rceil (p + 2o)^2\, c_{\text{pix}}
+#      + 2(P-1)\,\alpha + \tfrac{2(P-1)}{P}\, n_{\text{bytes}}\, \gamma + N^2 c_{\text{other}},
+# $$ (eq-scaling-model)
+#
+# for $T = \lceil N/p \rceil^2$ tiles of core $p$ and halo $o$. The ceiling is the load imbalance: with
+# fewer tiles per rank than ranks' worth of work, some ranks idle.
+
+# %%
+models, predictions = {}, {}
+for source, part in runs.groupby("source"):
+    try:
+        models[source] = StrongScalingModel.from_runs(part)
+    except ValueError as reason:
+        print(f"{source}: no model ({reason})")
+link = CollectiveCost(latency_s=assumed_link_latency_us * 1e-6, seconds_per_byte=1e-9 / assumed_link_gbs)
+for source, model in models.items():
+    predictions[f"model from {source}"] = model.predict(model_image, model_patch, model_overlap,
+                                                        POWERS_OF_TWO, channels=model_channels)
+    if runs[runs["source"] == source]["device_name"].str.contains("NVIDIA").any():
+        what_if = dataclasses.replace(model, collective=link)
+        predictions[f"{source} compute, assumed {assumed_link_gbs:g} GB/s link"] = what_if.predict(
+            model_image, model_patch, model_overlap, POWERS_OF_TWO, channels=model_channels)
+constants = pd.DataFrame([
+    {"source": s, "c_pix (ns/pixel)": 1e9 * m.seconds_per_pixel, "alpha (µs)": 1e6 * m.collective.latency_s,
+     "bandwidth (GB/s)": 1e-9 / m.collective.seconds_per_byte if m.collective.seconds_per_byte else float("inf"),
+     "c_other (ns/pixel)": 1e9 * m.other_seconds_per_pixel}
+    for s, m in models.items()])
+constants.round(3)
+
+# %% [markdown]
+# The published figures below come from **another code on another machine**: the BenchOpt benchmark
+# `numpex/benchmark_invprob_largescale` on Tesla V100 GPUs, for multi-frame super-resolution with 8
+# operators and a full-size colour DRUNet. Only the *shape* of the curves is comparable with the model,
+# not the times.
+
+# %%
+published = load_published_scaling()
+display(Markdown(f"*Conditions of the published figures:* {published_conditions()}"))
+figures.scaling_figure(predictions, published[published["problem"] == "sr8"],
+                       title=f"Speedup to 64 ranks: model ({model_image}², patch {model_patch} + {model_overlap}) "
+                             "vs published V100")
+
+# %%
+lines = []
+for label, table in predictions.items():
+    at64 = table.set_index("nprocs").loc[64]
+    lines.append(f"- {label}: predicted speedup **{at64['speedup']:.1f}×** on 64 ranks (efficiency "
+                 f"{100 * at64['efficiency']:.0f} %), {int(at64['tiles_per_rank'])} tile(s) on the busiest "
+                 f"rank; the all-reduce is {100 * at64['t_comm'] / at64['t_total']:.0f} % of the iteration.")
+pub = published[(published["problem"] == "sr8") & (published["image"] == model_image)].set_index("gpus")
+if 64 in pub.index:
+    lines.append(f"- published (V100, {model_image}²): **{pub.loc[64, 'speedup']:.1f}×** on 64 GPUs "
+                 f"(efficiency {100 * pub.loc[64, 'efficiency']:.0f} %).")
+display(Markdown("\n".join(lines) if lines else "No model could be built from the results at hand."))
+
+# %% [markdown]
+# Each model's link is the one measured with its data: on the CPU machine, two gloo ranks through
+# shared memory; on the GPU node, two ranks sharing one GPU through gloo, which copies through host
+# memory and is far slower than NVLink or InfiniBand with NCCL. The line marked *assumed* keeps the
+# GPU's measured compute and swaps in the interconnect figures of the parameters cell: an assumption,
+# not a measurement. The ceiling term caps the speedup at the number of tiles; the all-reduce of the
+# full image, which does not shrink with $P$, is what bends every curve.
+#
+# ## Failed runs
+#
+# A point that raises is stored with its error and the grid goes on; a rerun retries it.
+
+# %%
+if len(failed):
+    display(failed[["source", "run_id", "use_case", "nprocs", "error"]].assign(
+        error=failed["error"].str.strip().str.split("\n").str[-1].str[:160]))
+else:
+    display(Markdown("None."))
