@@ -12,7 +12,7 @@ def test_grid_is_the_cartesian_product_with_defaults_filled():
     cfg = BenchConfig.from_dict({**BASE, "grid": {"nprocs": [1, 2], "patch": [16, 32]}})
     points = cfg.points()
     assert [(p["nprocs"], p["patch"]) for p in points] == [(1, 16), (1, 32), (2, 16), (2, 32)]
-    assert all(p["overlap"] == get_use_case("denoise").params["overlap"] for p in points)
+    assert all(p["overlap"] == get_use_case("denoise").parameters()["overlap"] for p in points)
     assert len({point_id(p) for p in points}) == 4
 
 

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "use-cases":
         for name in use_case_names():
             case = get_use_case(name)
-            print(f"{name:12s} {case.description}\n{'':12s} params: {case.params}")
+            print(f"{name:12s} {case.description}\n{'':12s} params: {case.parameters()}")
         return 0
     if args.command == "show":
         frame = ResultsStore(args.results_dir).load()

@@ -128,7 +128,7 @@ class BenchConfig:
             if any(all(params.get(k) == v for k, v in rule.items()) for rule in self.exclude):
                 continue
             use_case = get_use_case(params["use_case"])
-            runs.append({**COMMON_PARAMS, **use_case.params, **params})
+            runs.append({**COMMON_PARAMS, **use_case.parameters(), **params})
         return runs
 
 
@@ -169,7 +169,7 @@ def _validate(cfg: BenchConfig) -> None:
         raise ValueError("parameter 'use_case' is missing: give it in 'fixed' or 'grid' "
                          f"(registered use cases: {use_case_names()})")
     use_cases = [get_use_case(name) for name in values["use_case"]]
-    allowed = set(COMMON_PARAMS).union(*(u.params for u in use_cases))
+    allowed = set(COMMON_PARAMS).union(*(u.parameters() for u in use_cases))
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for use case(s) {[u.name for u in use_cases]}; "

@@ -19,7 +19,7 @@ Two implementations of the tiled prior, with the same tile settings:
 - ``"distinv"``: ``distinv.tiling.TiledDenoiser``.
 
 >>> from distinv.bench.registry import COMMON_PARAMS, get_use_case
->>> cfg = {**COMMON_PARAMS, **get_use_case("denoise").params, "size": 64, "patch": 32, "overlap": 8,
+>>> cfg = {**COMMON_PARAMS, **get_use_case("denoise").parameters(), "size": 64, "patch": 32, "overlap": 8,
 ...        "iterations": 1, "device": "cpu"}
 >>> result = run_denoise(cfg)
 >>> len(result["history"]), result["final"]["tile_work_multiplier"]

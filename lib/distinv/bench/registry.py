@@ -53,23 +53,35 @@ class UseCase:
 
     :param str name: registry key, e.g. ``"denoise"``.
     :param str entry: ``"module:function"`` of the rank entry point ``fn(cfg: dict) -> dict``.
-    :param dict params: the parameters it accepts beyond :data:`COMMON_PARAMS`, with defaults.
+    :param params: the parameters it accepts beyond :data:`COMMON_PARAMS`, with defaults; or
+        ``"module:function"`` of a function returning them (imported on first use, so listing use cases
+        does not import every problem's dependencies).
     :param str description: one line shown in listings.
     """
 
     name: str
     entry: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] | str = field(default_factory=dict)
     description: str = ""
+
+    def parameters(self) -> dict[str, Any]:
+        """The accepted parameters beyond :data:`COMMON_PARAMS`, with their defaults."""
+        if isinstance(self.params, str):
+            return {k: v for k, v in _import(self.params, self.name)().items() if k not in COMMON_PARAMS}
+        return dict(self.params)
 
     def load(self) -> Callable[[dict], dict]:
         """Import and return the entry point (a module-level function, so ranks can import it too)."""
-        module_name, _, attr = self.entry.partition(":")
-        module = importlib.import_module(module_name)
-        try:
-            return getattr(module, attr)
-        except AttributeError:
-            raise ImportError(f"use case {self.name!r}: module {module_name!r} has no function {attr!r}") from None
+        return _import(self.entry, self.name)
+
+
+def _import(target: str, use_case: str) -> Callable:
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ImportError(f"use case {use_case!r}: module {module_name!r} has no function {attr!r}") from None
 
 
 _REGISTRY: dict[str, UseCase] = {}
@@ -87,7 +99,8 @@ def register_use_case(use_case: UseCase, replace: bool = False) -> UseCase:
         raise ValueError(f"entry must be 'module:function', got {use_case.entry!r}")
     if use_case.name in _REGISTRY and not replace:
         raise ValueError(f"use case {use_case.name!r} is already registered; pass replace=True to replace it")
-    clash = sorted(set(use_case.params) & (set(COMMON_PARAMS) - {"use_case"}))
+    clash = sorted(set(use_case.params if isinstance(use_case.params, dict) else ())
+                   & (set(COMMON_PARAMS) - {"use_case"}))
     if clash:
         raise ValueError(f"use case {use_case.name!r} redefines common parameter(s) {clash}")
     _REGISTRY[use_case.name] = use_case
@@ -118,4 +131,8 @@ register_use_case(UseCase(
     "allreduce", "distinv.bench.collectives:run_allreduce",
     {"size": 1024},
     "all-reduce of a size x size float32 image: the collective cost the scaling model needs",
+))
+register_use_case(UseCase(
+    "images", "distinv.bench.images:run_images", "distinv.bench.images:image_params",
+    "multi-frame deblurring of a natural image: distributed physics + tiled prior inside a solver",
 ))

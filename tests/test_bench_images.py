@@ -1,0 +1,30 @@
+"""The images use case (distinv.solvers) through the runner: several ranks equal one."""
+
+import pytest
+
+from distinv.bench.config import BenchConfig
+from distinv.bench.registry import get_use_case
+from distinv.bench.runner import run_config
+from distinv.bench.store import ResultsStore
+
+FIXED = {"use_case": "images", "size": 48, "K": 2, "blur_sigma": [1.0, 0.5], "iterations": 2, "weights": "random",
+         "patch": 16, "overlap": 8, "pinv_iterations": 2, "device": "cpu"}
+
+
+def test_images_parameters_come_from_the_solver_defaults():
+    params = get_use_case("images").parameters()
+    assert params["progress"] is False and "solver" in params and "nprocs" not in params
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['blur'\]"):
+        BenchConfig.from_dict({"name": "x", "fixed": {**FIXED, "blur": 1}})
+
+
+def test_images_on_two_ranks_equal_one_rank(tmp_path):
+    cfg = BenchConfig.from_dict({"name": "img", "results_dir": str(tmp_path), "timeout_s": 180, "fixed": FIXED,
+                                 "grid": {"nprocs": [1, 2]}})
+    summary = run_config(cfg, verbose=False)
+    frame = ResultsStore(tmp_path).load()
+    assert not summary.failed, frame.get("error")
+    one = frame[frame.nprocs == 1].sort_values("iteration")
+    two = frame[frame.nprocs == 2].sort_values("iteration")
+    assert len(one) == 2 and two["psnr"].to_numpy() == pytest.approx(one["psnr"].to_numpy(), abs=1e-3)
+    assert (two["comm_bytes"] > 0).all() and (one["t_total"] > 0).all()
