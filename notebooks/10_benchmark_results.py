@@ -183,6 +183,16 @@ display(Markdown(
 for source, part in denoise.groupby("source"):
     display(figures.memory_figure(part, title=f"Peak memory per rank · {source}"))
 
+# %%
+peaks = denoise[denoise["nprocs"] > 1].pivot_table(index=["source", "size"], columns="variant",
+                                                  values="peak_mem_bytes", aggfunc="max")
+if {"distinv (replicated)", "distinv (sharded)"} <= set(peaks.columns):
+    ratio = (peaks["distinv (sharded)"] / peaks["distinv (replicated)"]).dropna()
+    display(Markdown(
+        f"On several ranks the sharded layout's peak memory per rank is {ratio.min():.2f}–{ratio.max():.2f} "
+        "times the replicated one's over the sizes measured: where the ratio is close to 1, the network's "
+        "activations for a batch of tiles, not the image, set the peak."))
+
 # %% [markdown]
 # ## The distributed result equals the single-process one
 #

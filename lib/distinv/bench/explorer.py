@@ -40,17 +40,19 @@ class ResultsExplorer:
     :param pandas.DataFrame runs: per-run table (:func:`~distinv.bench.summary.summarise_runs`), with a
         ``source`` column when several result folders are loaded.
     :param str view: the default view, one of :attr:`views`.
+    :param str use_case: the default use case (when the first source has it).
     """
 
     views = tuple(_VIEWS)
 
-    def __init__(self, runs: pd.DataFrame, view: str = "time breakdown"):
+    def __init__(self, runs: pd.DataFrame, view: str = "time breakdown", use_case: str = "denoise"):
         if runs.empty:
             raise ValueError("runs is empty: nothing to explore")
         if view not in _VIEWS:
             raise ValueError(f"view must be one of {self.views}, got {view!r}")
         self.runs = runs if "source" in runs else runs.assign(source="local")
         self.default_view = view
+        self.default_use_case = use_case
 
     def sources(self) -> list[str]:
         """Result sources in the table."""
@@ -77,9 +79,11 @@ class ResultsExplorer:
         return make(part, title=f"{title} · {source} · {use_case}")
 
     def default_figure(self) -> go.Figure:
-        """The first source's first use case in the default view (what the static page shows)."""
+        """The first source's default use case (else its first) in the default view (what the static page shows)."""
         source = self.sources()[0]
-        return self.figure(source, self.use_cases(source)[0], self.default_view)
+        cases = self.use_cases(source)
+        return self.figure(source, self.default_use_case if self.default_use_case in cases else cases[0],
+                           self.default_view)
 
     def widget(self):
         """An ipywidgets box: three dropdowns and an output area redrawn on every change."""
@@ -87,7 +91,9 @@ class ResultsExplorer:
         from IPython.display import display
 
         source = widgets.Dropdown(options=self.sources(), description="source")
-        use_case = widgets.Dropdown(options=self.use_cases(source.value), description="use case")
+        cases = self.use_cases(source.value)
+        use_case = widgets.Dropdown(options=cases, description="use case",
+                                    value=self.default_use_case if self.default_use_case in cases else cases[0])
         view = widgets.Dropdown(options=self.views, value=self.default_view, description="view")
         output = widgets.Output()
 
