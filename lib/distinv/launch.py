@@ -21,6 +21,7 @@ parent's OpenMP pool is reused with several threads (forked ranks get one intra-
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import io
 import multiprocessing as mp
@@ -276,7 +277,18 @@ def _run_in_place(fn, args, kwargs, backend: str, device: str) -> Any:
             torch.cuda.set_device(torch.device(name))
             os.environ.setdefault(_ENV_DEVICE, name)
         dist.init_process_group(backend=backend, init_method="env://")
+        atexit.register(_destroy_process_group)  # a group left to interpreter teardown can abort
     return fn(*args, **kwargs)
+
+
+def _destroy_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        try:
+            dist.destroy_process_group()
+        except Exception:
+            pass
 
 
 def _run_in_process(fn, args, kwargs, backend: str, device_type: str, threads: int | None) -> Any:
