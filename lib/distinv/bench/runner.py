@@ -35,7 +35,7 @@ from distinv.bench.registry import get_use_case
 from distinv.bench.store import STATUS_ERROR, STATUS_OK, ResultsStore
 from distinv.launch import launch
 
-__all__ = ["run_config", "run_point", "RunSummary", "in_place"]
+__all__ = ["run_config", "run_point", "RunSummary", "in_place", "threads_per_rank"]
 
 _MAX_ERROR_CHARS = 4000
 
@@ -70,14 +70,21 @@ def run_point(params: dict[str, Any], timeout_s: float | None = None) -> dict[st
     """
     entry = get_use_case(params["use_case"]).load()
     nprocs = params["nprocs"]
-    threads = params.get("threads") or max(1, (os.cpu_count() or 1) // nprocs)
     device = params.get("device") or "auto"
     launch_device = device.split(":")[0] if device != "auto" else "auto"
     # GPU ranks start with spawn: a forkserver that preloaded a module touching CUDA would fork ranks that
     # cannot use it ("Cannot re-initialize CUDA in forked subprocess", seen on an H100 node).
     start_method = "spawn" if launch_device == "cuda" else "auto"
-    return launch(entry, params, nprocs=nprocs, device=launch_device, timeout=timeout_s, threads=threads,
-                  start_method=start_method)
+    return launch(entry, params, nprocs=nprocs, device=launch_device, timeout=timeout_s,
+                  threads=threads_per_rank(params), start_method=start_method)
+
+
+def threads_per_rank(params: dict[str, Any]) -> int:
+    """The point's ``threads``, else ``max(1, cores // nprocs)`` (the launcher's rule, also for one rank).
+
+    :param dict params: the point.
+    """
+    return params.get("threads") or max(1, (os.cpu_count() or 1) // params["nprocs"])
 
 
 def run_config(config: BenchConfig | str | Path, *, results_dir: str | Path | None = None, force: bool = False,
@@ -150,9 +157,7 @@ def _launch_meta(params: dict[str, Any]) -> dict[str, Any]:
     device = params.get("device") or "auto"
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    nprocs = params["nprocs"]
-    threads = params.get("threads") or max(1, (os.cpu_count() or 1) // nprocs)
-    return {**collect_provenance(device.split(":")[0]), "threads_per_rank": threads,
+    return {**collect_provenance(device.split(":")[0]), "threads_per_rank": threads_per_rank(params),
             "launcher": "torchrun" if in_place() else "distinv.launch"}
 
 
