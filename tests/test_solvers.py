@@ -48,10 +48,10 @@ def test_result_contract():
     for key in ("psnr", "ssim", "psnr_init", "psnr_pinv", "t_per_iteration", "sqnorm", "peak_mem_bytes"):
         assert key in result["final"]
     assert set(result["per_rank"][0]) >= {"rank", "peak_mem_bytes", "comm_bytes", "comm_seconds"}
-    assert result["x_hat_preview"].shape == (3, 64, 64)
+    assert result["x_hat_preview"].shape == (1, 64, 64)
     assert len(result["measurement_previews"]) == 3
     top, left, side = result["crops"]["box"]
-    assert result["crops"]["x_hat"].shape == (3, side, side) and top == 32 - side // 2 if side < 64 else True
+    assert result["crops"]["x_hat"].shape == (1, side, side) and top == 32 - side // 2 if side < 64 else True
     assert result["config"]["solver"] == "pnp-hqs" and result["config"]["size"] == 64
 
 

@@ -78,8 +78,8 @@ class DeblurringConfig:
     sigma_n: float = 0.01
     blur_sigma: tuple[float, float] = (3.0, 0.7)
     downsample: int = 1
-    image: str = "astronaut"
-    channels: int = 3
+    image: str = "camera"
+    channels: int = 1
     padding: str = "valid"
     use_fft: bool = True
     seed: int = 0
@@ -195,8 +195,8 @@ def make_physics(index: int, config: DeblurringConfig, device: torch.device | st
     :return: a deepinv ``LinearPhysics`` (``Blur``, composed with ``Downsampling`` when ``downsample > 1``).
 
     >>> cfg = DeblurringConfig(size=32, K=2, blur_sigma=(1.0, 0.5), downsample=2)
-    >>> make_physics(1, cfg).A(torch.ones(1, 3, 32, 32)).shape
-    torch.Size([1, 3, 12, 12])
+    >>> make_physics(1, cfg).A(torch.ones(1, 1, 32, 32)).shape
+    torch.Size([1, 1, 12, 12])
     """
     blur = Blur(filter=config.kernel(index, device), padding=config.padding, use_fft=config.use_fft, device=device)
     if config.downsample == 1:
@@ -253,7 +253,7 @@ def distributed_problem(config: DeblurringConfig, ctx, x: torch.Tensor):
     >>> with DistributedContext(device_mode="cpu") as ctx:
     ...     physics, y = distributed_problem(cfg, ctx, ground_truth(cfg))
     >>> [tuple(t.shape) for t in y]
-    [(1, 3, 24, 24), (1, 3, 24, 24)]
+    [(1, 1, 24, 24), (1, 1, 24, 24)]
     """
     from deepinv.distributed import distribute
 

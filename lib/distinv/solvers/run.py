@@ -166,7 +166,7 @@ def run_reconstruction(cfg: dict) -> dict | None:
     ...            overlap=8, progress=False, pinv_iterations=2)
     >>> result = distinv.launch(run_reconstruction, cfg, nprocs=1)
     >>> len(result["history"]), result["final"]["nprocs"], result["x_hat_preview"].shape
-    (2, 1, torch.Size([3, 48, 48]))
+    (2, 1, torch.Size([1, 48, 48]))
     """
     problem, solver_cfg, prior_cfg, options = split_config(cfg)
     device = _resolve_device(options.device)
