@@ -429,7 +429,8 @@ def _stop(processes: list) -> None:
 def _run_children(fn, args, kwargs, plan: _Plan) -> Any:
     ctx = mp.get_context(plan.start_method)
     if plan.start_method == "forkserver":
-        ctx.set_forkserver_preload(["torch", "torch.distributed", "deepinv", "distinv"])
+        # not deepinv: importing it initialises CUDA, and the forked ranks could not use it
+        ctx.set_forkserver_preload(["torch", "torch.distributed", "distinv"])
     port = _free_port()
     processes, parent_conns = [], []
     for rank in range(plan.nprocs):

@@ -155,6 +155,9 @@ def all_reduce(tensor: torch.Tensor, *, site: str, op=dist.ReduceOp.SUM) -> torc
 
 def all_gather(tensors: list[torch.Tensor], tensor: torch.Tensor, *, site: str) -> list[torch.Tensor]:
     """All-gather equally shaped tensors into ``tensors``; bytes counted are those received."""
+    if world()[1] == 1:
+        tensors[0].copy_(tensor)
+        return tensors
     if not _LEDGER.enabled:
         dist.all_gather(tensors, tensor)
         return tensors
@@ -165,6 +168,9 @@ def all_gather(tensors: list[torch.Tensor], tensor: torch.Tensor, *, site: str) 
 
 def all_gather_object(objects: list, obj, *, site: str) -> list:
     """All-gather picklable objects (small metadata); bytes are not counted, calls and time are."""
+    if world()[1] == 1:
+        objects[0] = obj
+        return objects
     if not _LEDGER.enabled:
         dist.all_gather_object(objects, obj)
         return objects
