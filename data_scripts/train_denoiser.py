@@ -74,6 +74,7 @@ class TrainingConfig:
     :param int batch: patches per step.
     :param float lr: peak Adam learning rate (cosine decay to ``lr / 100``).
     :param str loss: ``"l1"`` or ``"l2"``.
+    :param str init: ``"identity"`` (see :func:`initialise_as_identity`) or ``"random"``.
     :param float sigma_max: noise levels are drawn uniformly in ``[0, sigma_max]``.
     :param int seed: seed of every random draw.
     :param tuple nc: DRUNet channels per scale.
@@ -88,6 +89,7 @@ class TrainingConfig:
     batch: int
     lr: float
     loss: str
+    init: str
     sigma_max: float
     seed: int
     nc: tuple[int, int, int, int] = (32, 64, 128, 256)
@@ -101,6 +103,8 @@ class TrainingConfig:
             raise ValueError("give --minutes or --steps (or both), got neither")
         if self.patch % 8 or self.patch < 32:
             raise ValueError(f"patch must be a multiple of 8 and >= 32, got {self.patch}")
+        if self.init not in ("identity", "random"):
+            raise ValueError(f"init must be 'identity' or 'random', got {self.init!r}")
         if self.loss not in ("l1", "l2"):
             raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
         self.name = "drunet-small-" + ("gray" if self.channels == 1 else "color")
@@ -186,6 +190,26 @@ class PatchSampler:
             p = torch.rot90(p, self._randint(4), dims=(-2, -1))
             patches.append(p)
         return torch.stack(patches)
+
+
+@torch.no_grad()
+def initialise_as_identity(model) -> None:
+    """Make a fresh DRUNet output its input image exactly: :math:`D(y, \\sigma) = y`.
+
+    The first ``C`` channels of ``m_head`` copy the image (centre tap 1), ``m_tail`` reads them
+    back, and the decoder's last up-sampling (``m_up1[0]``) starts at zero, so the bias-free U-Net
+    branch adds nothing (as zero-initialised residual branches in Fixup / ReZero). Training then
+    starts from the noisy input's PSNR instead of a random output; a plain DRUNet learns the
+    near-identity that low sigma needs only slowly.
+    """
+    channels = model.m_tail.out_channels
+    model.m_head.weight[:channels].zero_()
+    model.m_tail.weight.zero_()
+    model.m_up1[0].weight.zero_()
+    centre = model.m_head.kernel_size[0] // 2
+    for c in range(channels):
+        model.m_head.weight[c, c, centre, centre] = 1.0
+        model.m_tail.weight[c, c, centre, centre] = 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,7 +325,8 @@ def write_model_card(out_dir: Path) -> None:
             f"sha256 `{r['sha256']}`",
             f"- architecture: DRUNet in/out channels {a['in_channels']}, nc {a['nc']}, "
             f"nb {a['nb']}, {a['parameters']:,} parameters",
-            f"- noise: σ ~ U[0, {t['sigma_max']}], loss {t['loss']}",
+            f"- noise: σ ~ U[0, {t['sigma_max']}], loss {t['loss']}, "
+            f"init {t.get('init', 'random')}",
             f"- training images: {', '.join(d['train'])} "
             f"({'converted to gray' if a['in_channels'] == 1 else 'color ones only'})",
             f"- validation images (held out): {', '.join(d['validation'])}, "
@@ -359,6 +384,8 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool,
 
     model = DRUNet(config.channels, config.channels, nc=config.nc, nb=config.nb,
                    pretrained=None, device=device)
+    if config.init == "identity":
+        initialise_as_identity(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     use_bf16 = device.startswith("cuda")
     torch.backends.cudnn.benchmark = use_bf16  # fixed shapes: let cuDNN pick its kernels
@@ -474,6 +501,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=None, help="default 8 on CPU, 32 on CUDA")
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--loss", choices=("l1", "l2"), default="l1")
+    parser.add_argument("--init", choices=("identity", "random"), default="identity")
     parser.add_argument("--sigma-max", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR)
@@ -506,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainingConfig(
         channels=args.channels, device=args.device, minutes=args.minutes, steps=args.steps,
         patch=args.patch or (128 if on_cuda else 64), batch=args.batch or (32 if on_cuda else 8),
-        lr=args.lr, loss=args.loss, sigma_max=args.sigma_max, seed=args.seed,
+        lr=args.lr, loss=args.loss, init=args.init, sigma_max=args.sigma_max, seed=args.seed,
     )
     record = train(config, collect_images(args.data_npz), args.out_dir, args.force,
                    args.validation_crop)
