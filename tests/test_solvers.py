@@ -102,8 +102,9 @@ def test_conjugate_gradient_solves_spd_system():
 
 def _tiled_equals_whole(implementation: str):
     with AccountedContext("prior", torch.device("cpu")) as ctx:
-        prior = tiled_prior(lambda x, sigma: 2 * x + sigma, PriorConfig(implementation=implementation, patch=16,
-                                                                        overlap=4), ctx)
+        blend = "crop" if implementation == "deepinv" else "smooth"
+        config = PriorConfig(implementation=implementation, patch=16, overlap=4, blend=blend)
+        prior = tiled_prior(lambda x, sigma: 2 * x + sigma, config, ctx)
         x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0))
         return torch.allclose(prior(x, 0.5), 2 * x + 0.5)
 
@@ -111,6 +112,7 @@ def _tiled_equals_whole(implementation: str):
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_tiled_prior_of_pointwise_map_is_exact(nprocs):
     assert distinv.launch(_tiled_equals_whole, "deepinv", nprocs=nprocs, timeout=120)
+    assert distinv.launch(_tiled_equals_whole, "distinv", nprocs=nprocs, timeout=120)
     assert distinv.launch(_tiled_equals_whole, "none", nprocs=1, timeout=120)
 
 
@@ -123,7 +125,7 @@ def test_sigma_schedule_is_geometric():
 
 def test_default_config_round_trips():
     problem, solver, prior, options = split_config(default_config())
-    assert (problem.size, solver.solver, prior.implementation, options.device) == (512, "pnp-hqs", "deepinv", "auto")
+    assert (problem.size, solver.solver, prior.implementation, options.device) == (512, "pnp-hqs", "distinv", "auto")
 
 
 @pytest.mark.parametrize("cfg, error, message", [
@@ -132,7 +134,9 @@ def test_default_config_round_trips():
     ({"iterations": 0}, ValueError, r"iterations must be an integer > 0, got 0"),
     ({"step_scale": 2.5}, ValueError, r"step_scale must be in \(0, 2\), got 2.5"),
     ({"implementation": "mpi"}, ValueError, r"implementation must be one of .*got 'mpi'"),
-    ({"blend": "linear"}, ValueError, r"implementation='deepinv' supports only blend='none'"),
+    ({"blend": "linear"}, ValueError, r"blend must be 'smooth' or 'crop', got 'linear'"),
+    ({"implementation": "deepinv", "blend": "smooth"}, ValueError, r"implementation='deepinv' crops .*got 'smooth'"),
+    ({"layout": "sharded"}, ValueError, r"layout must be 'replicated' \(the solver keeps x on every rank\)"),
     ({"device": "tpu"}, ValueError, r"device must be one of \('auto', 'cpu', 'cuda'\), got 'tpu'"),
     ({"K": 0}, ValueError, r"K must be an integer >= 1, got 0"),
     ({"sigma_n": -1.0}, ValueError, r"sigma_n must be a number >= 0, got -1.0"),

@@ -91,22 +91,23 @@ class PriorConfig:
     :param int patch: tile side in pixels (a multiple of 8 for DRUNet).
     :param int overlap: pixels of context added on each side of a tile.
     :param int max_batch_size: tiles per denoiser call (``None``: all of this rank's tiles at once).
-    :param str blend: how overlapping outputs are combined (``"none"``: each pixel from its own tile;
-        other values are passed to distinv's tiling).
-    :param str layout: ``"replicated"`` (every rank holds the whole image) or ``"sharded"`` (distinv only).
+    :param str blend: how overlapping outputs are combined: ``"smooth"`` (distinv's partition of unity)
+        or ``"crop"`` (each pixel from the tile whose core holds it; what deepinv does).
+    :param str layout: ``"replicated"``: the solver keeps the whole image on every rank (the sharded
+        layout of :class:`distinv.tiling.TiledDenoiser` needs a sharded solver, not this one).
     :param str weights: denoiser name for :func:`distinv.models.load_denoiser`, or ``"random"`` (an
         untrained small DRUNet: wiring checks only).
     :param str weights_source: ``"shipped"``, ``"download"`` or a path.
 
-    >>> PriorConfig(implementation="deepinv", patch=64, overlap=8).window
+    >>> PriorConfig(implementation="deepinv", patch=64, overlap=8, blend="crop").window
     80
     """
 
-    implementation: str = "deepinv"
+    implementation: str = "distinv"
     patch: int = 256
     overlap: int = 32
     max_batch_size: int | None = None
-    blend: str = "none"
+    blend: str = "smooth"
     layout: str = "replicated"
     weights: str = "auto"
     weights_source: str = "shipped"
@@ -118,13 +119,12 @@ class PriorConfig:
         _positive("overlap", self.overlap, integer=True, allow_zero=True)
         if self.max_batch_size is not None:
             _positive("max_batch_size", self.max_batch_size, integer=True)
-        if self.layout not in ("replicated", "sharded"):
-            raise ValueError(f"layout must be 'replicated' or 'sharded', got {self.layout!r}")
-        if self.implementation == "deepinv" and (self.blend != "none" or self.layout != "replicated"):
-            raise ValueError(
-                "implementation='deepinv' supports only blend='none' and layout='replicated', got "
-                f"blend={self.blend!r}, layout={self.layout!r}"
-            )
+        if self.layout != "replicated":
+            raise ValueError(f"layout must be 'replicated' (the solver keeps x on every rank), got {self.layout!r}")
+        if self.blend not in ("smooth", "crop"):
+            raise ValueError(f"blend must be 'smooth' or 'crop', got {self.blend!r}")
+        if self.implementation == "deepinv" and self.blend != "crop":
+            raise ValueError(f"implementation='deepinv' crops and assigns overlaps: blend must be 'crop', got {self.blend!r}")
         if not isinstance(self.weights, str) or not self.weights:
             raise ValueError(f"weights must be a denoiser name, 'auto' or 'random', got {self.weights!r}")
 

@@ -71,13 +71,8 @@ def tiled_prior(denoiser: torch.nn.Module, config: PriorConfig, ctx) -> torch.nn
             ctx, denoiser, max_batch_size=config.max_batch_size,
             strategy_kwargs={"patch_size": config.patch, "overlap": config.overlap, "tiling_dims": (-2, -1)},
         )
-    try:
-        from distinv.tiling import TiledDenoiser, TilingConfig
-    except ImportError as exc:
-        raise ValueError(
-            "implementation='distinv' needs distinv.tiling.TiledDenoiser, which this checkout lacks; "
-            "use implementation='deepinv' or 'none'"
-        ) from exc
+    from distinv.tiling import TiledDenoiser, TilingConfig
+
     tiling = TilingConfig(patch=config.patch, overlap=config.overlap, max_batch_size=config.max_batch_size,
                           blend=config.blend, layout=config.layout)
     return TiledDenoiser(denoiser, tiling)
