@@ -37,3 +37,8 @@ check-site: $(STAMP) chromium
 
 clean:
 	rm -rf book/_build book/executed
+
+# On a GPU node (no venv needed: torch preinstalled, deepinv from carried wheels, see
+# lib/distinv/bench/gpu_check.py): the GPU figures of the issues, JSON under $OUT (default gpu_check_out/).
+gpu-check:
+	PYTHONPATH=lib$${PYTHONPATH:+:$$PYTHONPATH} python3 -m distinv.bench.gpu_check --out $${OUT:-gpu_check_out}

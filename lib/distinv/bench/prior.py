@@ -43,7 +43,7 @@ import torch
 
 IMPLEMENTATIONS = ("untiled", "distinv", "distinv-crop", "distinv-sharded", "distinv-slab", "deepinv")
 DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-MODELS = ("small", "default")
+MODELS = ("small", "default", "shipped")
 SIGMA = 0.1
 
 __all__ = ["PriorCase", "IMPLEMENTATIONS", "run_case", "run_benchmark", "main", "synthetic_rows", "build_model"]
@@ -56,7 +56,9 @@ class PriorCase:
     :param str impl: one of :data:`IMPLEMENTATIONS`.
     :param int size: the signal is ``(1, channels, size, size)``.
     :param int ranks: number of ranks.
-    :param str model: ``"small"`` (DRUNet nc=(16, 32, 64, 128), nb=2) or ``"default"`` (DRUNet defaults).
+    :param str model: ``"small"`` (DRUNet nc=(16, 32, 64, 128), nb=2), ``"default"`` (DRUNet defaults), both
+        with random weights (timing), or ``"shipped"`` (distinv's trained small DRUNet: agreement figures
+        that mean something, since a random network barely depends on its context).
     :param int channels: image channels.
     :param int patch: tile core size.
     :param int overlap: tile halo.
@@ -88,11 +90,15 @@ class PriorCase:
 
 
 def build_model(case: PriorCase, device: torch.device) -> torch.nn.Module:
-    """DRUNet with seeded random weights (identical on every rank), in eval mode, no gradients."""
+    """DRUNet with seeded random or shipped trained weights (identical on every rank), eval mode, no grad."""
     from deepinv.models import DRUNet
 
     torch.manual_seed(case.seed)
-    if case.model == "small":
+    if case.model == "shipped":
+        from distinv.models import load_denoiser
+
+        model = load_denoiser("drunet-small-gray" if case.channels == 1 else "drunet-small-color", device=device)
+    elif case.model == "small":
         model = DRUNet(in_channels=case.channels, out_channels=case.channels, nc=[16, 32, 64, 128], nb=2,
                        pretrained=None)
     else:

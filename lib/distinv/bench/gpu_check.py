@@ -1,0 +1,114 @@
+"""One prepared GPU check (``make gpu-check``): every figure the GPU issues ask for, in one short run.
+
+Steps, each a subprocess with its own time limit, results as JSON under ``--out``:
+
+1. ``launcher``: :func:`distinv.launch` on CUDA: one rank in process, two ranks sharing the GPU
+   through gloo (CUDA all-reduce equals the sum), a notebook-style function through ``fork``;
+2. ``prior``: :mod:`distinv.bench.prior` with the colour default DRUNet (random weights), 4096²,
+   bf16 autocast: untiled vs deepinv tiled vs distinv at a few tile settings (time, peak memory).
+
+On a node without deepinv, install the carried wheels first (shared/gpu/prepare_node.sh). Test the
+whole script on CPU with ``--dry-run`` (tiny sizes, CPU): it exercises the same code paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "launcher_checks"]
+
+
+def _square(k: int) -> float:
+    import torch
+    import torch.distributed as dist
+
+    from distinv import rank_device
+
+    value = torch.tensor([float(dist.get_rank() + k)], device=rank_device()) ** 2
+    dist.all_reduce(value)
+    return value.item()
+
+
+def launcher_checks(device: str) -> dict:
+    """distinv.launch on ``device``: a local function (fork, before CUDA is touched here), two ranks
+    (forkserver, gloo), one rank in process, then the clear error of a fork after CUDA was initialised."""
+    import distinv
+    from distinv.launch import _cuda_device_count
+
+    def local_square(k):  # defined here: ranks must start with fork
+        return _square(k)
+
+    out = {"device": device, "gpus": _cuda_device_count()}
+    out["two_ranks_fork"] = distinv.launch(local_square, 1, nprocs=2, device=device, timeout=300)
+    out["two_ranks_gloo"] = distinv.launch(_square, 1, nprocs=2, device=device, backend="gloo", timeout=300)
+    out["one_rank"] = distinv.launch(_square, 1, nprocs=1, device=device, timeout=120)
+    try:
+        distinv.launch(local_square, 1, nprocs=2, device=device, timeout=60)
+        out["fork_after_cuda"] = "no error" if device == "cuda" else "not applicable on cpu"
+    except RuntimeError as exc:
+        out["fork_after_cuda"] = str(exc)
+    out["ok"] = (out["one_rank"] == 1.0 and out["two_ranks_gloo"] == 5.0 and out["two_ranks_fork"] == 5.0
+                 and (device != "cuda" or "CUDA is already initialised" in out["fork_after_cuda"]))
+    return out
+
+
+def _run(step: str, command: list[str], timeout: float, log: list) -> bool:
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        ok = done.returncode == 0
+        tail = (done.stdout[-2000:] + done.stderr[-4000:])
+    except subprocess.TimeoutExpired as exc:
+        ok, tail = False, f"timed out after {timeout:g} s\n{(exc.stderr or b'')[-4000:]!r}"
+    log.append({"step": step, "ok": ok, "seconds": round(time.perf_counter() - start, 1), "tail": tail})
+    print(f"[gpu-check] {step}: {'ok' if ok else 'FAILED'} in {log[-1]['seconds']} s", flush=True)
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m distinv.bench.gpu_check", description=__doc__)
+    parser.add_argument("--out", default=os.environ.get("OUT", "gpu_check_out"), help="folder for the JSON files")
+    parser.add_argument("--dry-run", action="store_true", help="tiny sizes on CPU: check the script itself")
+    parser.add_argument("--budget-s", type=float, default=280.0, help="time limit of the whole check")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cpu" if args.dry_run else "cuda"
+    deadline = time.monotonic() + args.budget_s
+    log: list = []
+
+    def left(cap: float) -> float:
+        return max(10.0, min(cap, deadline - time.monotonic()))
+
+    launcher_json = out / "launcher.json"
+    code = (f"import json, distinv.bench.gpu_check as g; r = g.launcher_checks({device!r}); "
+            f"open({str(launcher_json)!r}, 'w').write(json.dumps(r)); assert r['ok'], r")
+    _run("launcher", [sys.executable, "-c", code], left(90), log)
+
+    size, model, channels = (64, "small", 1) if args.dry_run else (4096, "default", 3)
+    dtype = "float32" if args.dry_run else "bfloat16"
+    common = [sys.executable, "-m", "distinv.bench.prior", "--device", device, "--model", model,
+              "--channels", str(channels), "--sizes", str(size), "--ranks", "1", "--dtype", dtype,
+              "--repeats", "2" if args.dry_run else "5", "--warmup", "1", "--force"]
+    settings = [(32, 8, ["untiled", "deepinv", "distinv"])] if args.dry_run else [
+        (448, 32, ["untiled", "deepinv", "distinv"]),  # deepinv's reference setting (DESIGN.md §3)
+        (1024, 32, ["distinv", "distinv-crop"]),
+        (2048, 32, ["distinv"]),
+    ]
+    for patch, overlap, impls in settings:
+        _run(f"prior patch {patch} overlap {overlap}",
+             common + ["--patch", str(patch), "--overlap", str(overlap), "--max-batch-size", "1" if patch > 448 else "8",
+                       "--impls", *impls, "--out", str(out / f"prior_{patch}_{overlap}.json")], left(150), log)
+
+    (out / "gpu_check.json").write_text(json.dumps({"steps": log}, indent=1))
+    return 0 if all(step["ok"] for step in log) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
