@@ -349,7 +349,7 @@ def write_model_card(out_dir: Path) -> None:
             "",
             f"TV: deepinv `TVDenoiser`, {TV_ITERATIONS} iterations, λ = best of "
             f"{list(TV_LAMBDA_FACTORS)} × σ on the validation images themselves (oracle, in "
-            "TV's favour). Same noise draws for all three columns.",
+            "TV's favour). Same noise draws for every column.",
             "",
         ]
     atomic_write(out_dir / "MODEL_CARD.md", lambda p: p.write_text("\n".join(lines)))

@@ -209,3 +209,32 @@ def test_training_script_writes_loadable_weights_and_refuses_to_overwrite(tmp_pa
 
     with pytest.raises(FileExistsError, match="pass --force to overwrite it"):
         script.main(args)
+
+
+@pytest.mark.parametrize("channels", (1, 3))
+def test_identity_initialisation_returns_the_input(channels):
+    script = _training_script()
+    network = DRUNet(channels, channels, nc=(8, 16, 32, 64), nb=1, pretrained=None)
+    y = torch.rand(2, channels, 32, 32)
+    with torch.no_grad():
+        assert (network(y, 0.1) - y).abs().max() > 0.01
+        script.initialise_as_identity(network)
+        torch.testing.assert_close(network(y, 0.1), y, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"channels": 2}, "channels must be 1 or 3, got 2"),
+        ({"minutes": None, "steps": None}, "give --minutes or --steps"),
+        ({"patch": 60}, "patch must be a multiple of 8 and >= 32, got 60"),
+        ({"init": "zeros"}, "init must be 'identity' or 'random', got 'zeros'"),
+        ({"loss": "huber"}, "loss must be 'l1' or 'l2', got 'huber'"),
+    ],
+)
+def test_training_config_refuses_bad_settings(change, message):
+    script = _training_script()
+    settings = dict(channels=1, device="cpu", minutes=1.0, steps=None, patch=64, batch=8,
+                    lr=5e-4, loss="l1", init="identity", sigma_max=0.2, seed=0)
+    with pytest.raises(ValueError, match=message):
+        script.TrainingConfig(**{**settings, **change})
