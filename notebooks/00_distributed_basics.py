@@ -82,7 +82,8 @@ config = BasicsConfig(size=size, n_operators=n_operators, patch_size=patch_size,
 # initialised (gloo on CPU, NCCL when each rank has its own GPU) and returns rank 0's result.
 # `run_basics` is an ordinary function of the library: on every rank it builds the operators
 # $A_k$ of that rank from a factory `(index, device, kwargs)`, distributes them with deepinv's
-# `distribute`, applies $A$ and $A^\top$, tiles a DRUNet denoiser over the ranks, and computes the
+# `distribute`, applies $A$ and $A^\top$, tiles a denoiser over the ranks (the small DRUNet trained
+# on scikit-image's pictures that ships with distinv, `distinv.load_denoiser`), and computes the
 # single-process references next to them. Under `torchrun` or SLURM the same call runs in place on
 # each rank of the job.
 

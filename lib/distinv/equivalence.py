@@ -29,7 +29,7 @@ class BasicsConfig:
     :param int patch_size: tile size of the tiled denoiser.
     :param int overlap: tile overlap of the tiled denoiser.
     :param int repeats: timed repetitions (the median is reported), >= 1.
-    :param int seed: random seed of the denoiser weights.
+    :param int seed: seed of the noise added to the denoiser's input.
     """
 
     size: int = 256
@@ -118,8 +118,9 @@ def run_basics(config: BasicsConfig | dict | None = None) -> dict:
     True
     """
     from deepinv.distributed import DistributedContext, distribute
-    from deepinv.models import DRUNet
     from deepinv.physics import StackedLinearPhysics
+
+    from distinv.models import load_denoiser
 
     if config is None:
         config = BasicsConfig()
@@ -143,8 +144,7 @@ def run_basics(config: BasicsConfig | dict | None = None) -> dict:
         xt, t_adj = _median_time(lambda: physics.A_adjoint(y_list), config.repeats)
         xt_ref, t_adj_ref = _median_time(lambda: reference.A_adjoint(y_ref), config.repeats)
 
-        torch.manual_seed(config.seed)
-        denoiser = DRUNet(in_channels=1, out_channels=1, nc=[16, 32, 64, 128], nb=2, pretrained=None).to(device).eval()
+        denoiser = load_denoiser("drunet-small-gray", device=device)
         sigma = 0.1
         noisy = x + sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(config.seed)).to(device)
         if dist.is_initialized():

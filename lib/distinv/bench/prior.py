@@ -313,14 +313,16 @@ def run_benchmark(cases: list[PriorCase], timeout: float | None = None, log=sys.
 
 
 def _cases(args) -> list[PriorCase]:
-    channels = args.channels or (1 if args.model == "small" else 3)
+    channels = args.channels or (3 if args.model == "default" else 1)
     if args.max_batch_size is None:
         args.max_batch_size = 8 if args.device == "cuda" else 1
     cases = []
     for size in args.sizes:
-        for ranks in args.ranks:
+        # the untiled reference runs once per size, in one process, whatever the rank counts asked
+        for ranks in sorted(set(args.ranks) | ({1} if "untiled" in args.impls else set())):
             for impl in args.impls:
-                if impl == "untiled" and ranks != 1:
+                wanted = ranks == 1 if impl == "untiled" else ranks in args.ranks
+                if not wanted:
                     continue
                 cases.append(PriorCase(
                     impl=impl, size=size, ranks=ranks, model=args.model, channels=channels, patch=args.patch,
