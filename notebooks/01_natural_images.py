@@ -23,8 +23,10 @@
 # \varepsilon_k \sim \mathcal N(0, I), \quad k = 0, \dots, K-1,
 # $$ (eq-mf-model)
 #
-# where the convolution keeps only the *valid* part (no wrap-around at the borders: the sensor
-# sees no pixel outside the scene). Every single frame destroys the detail along its blur
+# where the convolution is circular (the boundary model of most plug-and-play deblurring
+# benchmarks; `padding="valid"`, what a real sensor sees, leaves a band of about the kernel radius
+# along the border that only the kernel's tails observe, and every solver must then extrapolate
+# it). Every single frame destroys the detail along its blur
 # direction; together the $K$ directions cover the whole spectrum, which is why the frames are
 # worth combining.
 #

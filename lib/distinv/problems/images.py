@@ -9,8 +9,12 @@ an optional subsampling :math:`S` by a factor :math:`s`, and white Gaussian nois
     y_k = A_k x + \sigma_n \varepsilon_k, \qquad A_k = S\,(h_k \ast \cdot), \qquad
     \varepsilon_k \sim \mathcal{N}(0, I), \quad k = 0, \dots, K-1.
 
-The blur uses ``"valid"`` padding by default (no wrap-around: each :math:`y_k` is smaller than
-:math:`x` by the kernel width minus one), which is what a real sensor sees.
+The blur uses ``"circular"`` padding by default (the usual model of plug-and-play deblurring
+benchmarks). ``"valid"`` padding (each :math:`y_k` smaller than :math:`x` by the kernel width minus
+one, what a real sensor sees) is available; with it a band of about the kernel radius along the
+border is barely observed (only by the kernel's tails), every solver must extrapolate it, and that
+band dominates a whole-image PSNR (measured at 256²: PnP-HQS 20.1 dB whole image but 32.9 dB
+16 pixels in, TV 25.0 / 27.7 dB).
 
 Operators are built by a *factory* ``(index, device, factory_kwargs) -> LinearPhysics`` so that
 deepinv's :class:`~deepinv.distributed.DistributedStackedLinearPhysics` builds, on each rank,
@@ -80,7 +84,7 @@ class DeblurringConfig:
     downsample: int = 1
     image: str = "camera"
     channels: int = 1
-    padding: str = "valid"
+    padding: str = "circular"
     use_fft: bool = True
     seed: int = 0
 
@@ -212,7 +216,7 @@ def physics_factory(index: int, device: torch.device, factory_kwargs: dict | Non
     :meth:`DeblurringConfig.to_dict`.
 
     >>> physics_factory(0, torch.device("cpu"), {"problem": {"size": 32, "blur_sigma": [1.0, 0.5]}}).padding
-    'valid'
+    'circular'
     """
     if not factory_kwargs or "problem" not in factory_kwargs:
         raise ValueError(f"factory_kwargs must hold the key 'problem' (a DeblurringConfig dict), got {factory_kwargs!r}")
