@@ -16,24 +16,18 @@ use: we could not pin the digest from this offline workplace). Extracted images 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 import urllib.request
 import zipfile
 from pathlib import Path
 
+from distinv.models import sha256_of
+
 URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip"
 ARCHIVE = "DIV2K_valid_HR.zip"
 VALID_IDS = [f"{i:04d}" for i in range(801, 901)]
 
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(url: str, target: Path) -> None:

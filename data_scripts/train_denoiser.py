@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -44,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from distinv.models import sha256_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT_DIR = REPO_ROOT / "lib" / "distinv" / "weights"
@@ -262,13 +263,6 @@ def validate(models: dict, images: dict[str, torch.Tensor], device: str, seed: i
 # --------------------------------------------------------------------------------------------
 # outputs
 # --------------------------------------------------------------------------------------------
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""

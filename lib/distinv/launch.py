@@ -211,7 +211,7 @@ def _resolve_device_backend(device: str, backend: str, nprocs: int) -> tuple[str
             raise ValueError(
                 f"backend='nccl' needs one GPU per rank: nprocs={nprocs} but {gpus} GPU(s) are visible; "
                 f"use backend='gloo' or nprocs <= {gpus}" if gpus else
-                f"backend='nccl' needs one GPU per rank but no GPU is visible; use backend='gloo'"
+                "backend='nccl' needs one GPU per rank but no GPU is visible; use backend='gloo'"
             )
         return device_type, backend
     if backend == "auto":

@@ -23,7 +23,6 @@ from collections import OrderedDict
 from contextlib import nullcontext
 
 import torch
-from torch import nn
 
 from deepinv.models import Denoiser
 
