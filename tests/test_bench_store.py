@@ -1,6 +1,5 @@
 """Results store: atomic per-run files, resume markers, and survival of a killed writer."""
 
-import os
 import signal
 import subprocess
 import sys

@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 import distinv
 from distinv.distributed import comm
-from distinv.distributed.blur import PADDINGS, ShardedBlur, filter_reach
+from distinv.distributed.blur import ShardedBlur, filter_reach
 from distinv.distributed.sharding import SlabLayout, gather_slabs
 from physics_registry import BLUR_CASES, TOLERANCE
 

@@ -1,7 +1,5 @@
 """Chapter 01 executes end to end under papermill with tiny parameters (2 ranks, untrained prior)."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
