@@ -5,7 +5,9 @@ Steps, each a subprocess with its own time limit, results as JSON under ``--out`
 1. ``launcher``: :func:`distinv.launch` on CUDA: one rank in process, two ranks sharing the GPU
    through gloo (CUDA all-reduce equals the sum), a notebook-style function through ``fork``;
 2. ``prior``: :mod:`distinv.bench.prior` with the colour default DRUNet (random weights), 4096²,
-   bf16 autocast: untiled vs deepinv tiled vs distinv at a few tile settings (time, peak memory).
+   bf16 autocast: untiled vs deepinv tiled vs distinv at a few tile settings (time, peak memory);
+3. ``images``: the natural-images use case at the GPU profile's size (4096² colour, shipped prior,
+   PnP-HQS and TV), on one rank and on two ranks sharing the GPU (PSNR must agree).
 
 On a node without deepinv, install the carried wheels first (shared/gpu/prepare_node.sh). Test the
 whole script on CPU with ``--dry-run`` (tiny sizes, CPU): it exercises the same code paths.
@@ -105,6 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         _run(f"prior patch {patch} overlap {overlap}",
              common + ["--patch", str(patch), "--overlap", str(overlap), "--max-batch-size", "1" if patch > 448 else "8",
                        "--impls", *impls, "--out", str(out / f"prior_{patch}_{overlap}.json")], left(150), log)
+
+    images = (["size=64", "K=2", "blur_sigma=[1.5,0.5]", "patch=32", "overlap=8", "iterations=2", "device=cpu"]
+              if args.dry_run else
+              ["size=4096", "channels=3", "image=chelsea", "patch=448", "overlap=32", "max_batch_size=8",
+               "iterations=8", "device=cuda"])
+    for solver, nprocs in (("pnp-hqs", 1), ("pnp-hqs", 2), ("tv", 1)):
+        target = out / f"images_{solver}_{nprocs}.json"
+        _run(f"images {solver} on {nprocs} rank(s)",
+             ["bash", "-c", f'{sys.executable} -m distinv.solvers.run --nprocs {nprocs} --set solver={solver} '
+                            f'{" ".join(images)} > {target}'], left(120), log)
 
     (out / "gpu_check.json").write_text(json.dumps({"steps": log}, indent=1))
     return 0 if all(step["ok"] for step in log) else 1

@@ -1,0 +1,19 @@
+"""The prepared GPU check runs end to end in its CPU dry-run (same code paths, tiny sizes)."""
+
+import json
+
+from distinv.bench.gpu_check import main
+
+
+def test_gpu_check_dry_run_writes_every_step(tmp_path):
+    assert main(["--dry-run", "--out", str(tmp_path), "--budget-s", "240"]) == 0
+    steps = json.loads((tmp_path / "gpu_check.json").read_text())["steps"]
+    assert [s["step"] for s in steps][0] == "launcher" and all(s["ok"] for s in steps)
+    launcher = json.loads((tmp_path / "launcher.json").read_text())
+    assert (launcher["one_rank"], launcher["two_ranks_gloo"], launcher["two_ranks_fork"]) == (1.0, 5.0, 5.0)
+    one, two = (json.loads((tmp_path / f"images_pnp-hqs_{n}.json").read_text())["final"] for n in (1, 2))
+    assert (one["nprocs"], two["nprocs"]) == (1, 2)
+    assert abs(one["psnr"] - two["psnr"]) < 0.01  # the use case's equivalence target
+    prior = json.loads((tmp_path / "prior_32_8.json").read_text())["results"]
+    assert {row["impl"] for row in prior} == {"untiled", "deepinv", "distinv"}
+    assert len(list(tmp_path.iterdir())) <= 8  # the device tool brings back at most 8 files
