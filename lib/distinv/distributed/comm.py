@@ -141,15 +141,19 @@ class _Timed:
         _LEDGER.add(self.site, self.nbytes, time.perf_counter() - self.start)
 
 
+def _issue(site: str, nbytes: int, tensors: Sequence[torch.Tensor], call) -> None:
+    """Run ``call()``; when accounting is on, record it under ``site`` with ``nbytes``."""
+    if not _LEDGER.enabled:
+        call()
+        return
+    with _Timed(site, nbytes, tensors):
+        call()
+
+
 def all_reduce(tensor: torch.Tensor, *, site: str, op=dist.ReduceOp.SUM) -> torch.Tensor:
     """In-place all-reduce of ``tensor`` (sum by default); a no-op on one rank."""
-    if world()[1] == 1:
-        return tensor
-    if not _LEDGER.enabled:
-        dist.all_reduce(tensor, op=op)
-        return tensor
-    with _Timed(site, _nbytes(tensor), [tensor]):
-        dist.all_reduce(tensor, op=op)
+    if world()[1] > 1:
+        _issue(site, _nbytes(tensor), [tensor], lambda: dist.all_reduce(tensor, op=op))
     return tensor
 
 
@@ -157,12 +161,8 @@ def all_gather(tensors: list[torch.Tensor], tensor: torch.Tensor, *, site: str) 
     """All-gather equally shaped tensors into ``tensors``; bytes counted are those received."""
     if world()[1] == 1:
         tensors[0].copy_(tensor)
-        return tensors
-    if not _LEDGER.enabled:
-        dist.all_gather(tensors, tensor)
-        return tensors
-    with _Timed(site, _nbytes(tensor) * (len(tensors) - 1), [tensor]):
-        dist.all_gather(tensors, tensor)
+    else:
+        _issue(site, _nbytes(tensor) * (len(tensors) - 1), [tensor], lambda: dist.all_gather(tensors, tensor))
     return tensors
 
 
@@ -170,43 +170,26 @@ def all_gather_object(objects: list, obj, *, site: str) -> list:
     """All-gather picklable objects (small metadata); bytes are not counted, calls and time are."""
     if world()[1] == 1:
         objects[0] = obj
-        return objects
-    if not _LEDGER.enabled:
-        dist.all_gather_object(objects, obj)
-        return objects
-    with _Timed(site, 0, []):
-        dist.all_gather_object(objects, obj)
+    else:
+        _issue(site, 0, [], lambda: dist.all_gather_object(objects, obj))
     return objects
 
 
 def broadcast(tensor: torch.Tensor, src: int, *, site: str) -> torch.Tensor:
     """Broadcast ``tensor`` from ``src`` in place."""
-    if world()[1] == 1:
-        return tensor
-    if not _LEDGER.enabled:
-        dist.broadcast(tensor, src=src)
-        return tensor
-    with _Timed(site, _nbytes(tensor), [tensor]):
-        dist.broadcast(tensor, src=src)
+    if world()[1] > 1:
+        _issue(site, _nbytes(tensor), [tensor], lambda: dist.broadcast(tensor, src=src))
     return tensor
 
 
 def send(tensor: torch.Tensor, dst: int, *, site: str) -> None:
     """Blocking point-to-point send."""
-    if not _LEDGER.enabled:
-        dist.send(tensor, dst=dst)
-        return
-    with _Timed(site, _nbytes(tensor), [tensor]):
-        dist.send(tensor, dst=dst)
+    _issue(site, _nbytes(tensor), [tensor], lambda: dist.send(tensor, dst=dst))
 
 
 def recv(tensor: torch.Tensor, src: int, *, site: str) -> torch.Tensor:
     """Blocking point-to-point receive into ``tensor``."""
-    if not _LEDGER.enabled:
-        dist.recv(tensor, src=src)
-        return tensor
-    with _Timed(site, _nbytes(tensor), [tensor]):
-        dist.recv(tensor, src=src)
+    _issue(site, _nbytes(tensor), [tensor], lambda: dist.recv(tensor, src=src))
     return tensor
 
 
@@ -221,21 +204,15 @@ def batch_isend_irecv(ops: list[dist.P2POp], *, site: str) -> None:
     if not ops:
         return
     tensors = [op.tensor for op in ops]
-    if not _LEDGER.enabled:
+
+    def run() -> None:
         for work in dist.batch_isend_irecv(ops):
             work.wait()
-        return
-    with _Timed(site, sum(_nbytes(t) for t in tensors), tensors):
-        for work in dist.batch_isend_irecv(ops):
-            work.wait()
+
+    _issue(site, sum(_nbytes(t) for t in tensors), tensors, run)
 
 
 def barrier(*, site: str = "barrier") -> None:
     """Barrier across ranks; a no-op on one rank."""
-    if world()[1] == 1:
-        return
-    if not _LEDGER.enabled:
-        dist.barrier()
-        return
-    with _Timed(site, 0, []):
-        dist.barrier()
+    if world()[1] > 1:
+        _issue(site, 0, [], dist.barrier)
