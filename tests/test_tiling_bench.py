@@ -19,6 +19,10 @@ def test_cli_runs_every_implementation_and_writes_json(tmp_path, capsys):
     for (impl, ranks), row in rows.items():
         assert len(row["peak_bytes_per_rank"]) == ranks and len(row["threads_per_rank"]) == ranks
         assert row["median_s"] > 0 and row["tile_work_multiplier"] >= 1
+        # the network's share of the wall time is measured on every rank and never exceeds the wall time
+        assert len(row["network_s_per_rank"]) == ranks and all(t > 0 for t in row["network_s_per_rank"])
+        assert row["tiling_overhead_s"] == pytest.approx(row["median_s"] - max(row["network_s_per_rank"]))
+        assert max(row["network_s_per_rank"]) <= row["median_s"] + 1e-3
     # the same tiles in both layouts give the same output; distinv agrees with untiled far better than deepinv
     assert rows[("distinv-sharded", 2)]["agreement_psnr_db"] == pytest.approx(rows[("distinv", 1)]["agreement_psnr_db"],
                                                                               abs=1.0)

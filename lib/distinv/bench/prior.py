@@ -4,7 +4,9 @@ One JSON document on stdout (and optionally in ``--out FILE``): per implementati
 number of ranks, the median wall time of ``--repeats`` runs after ``--warmup`` (rank 0, between
 barriers), every rank's peak memory (CPU: peak resident set size; GPU: ``max_memory_allocated``),
 the agreement with the untiled output of the same run (PSNR in dB, peak = range of the untiled
-output), the tile work multiplier, threads per rank and the communication per call.
+output), the tile work multiplier, threads per rank, the communication per call, and the split of the
+wall time into the time inside the network (per rank) and the tiler's own overhead (window copies,
+blending, communication: wall time minus the slowest rank's network time).
 
 Implementations (``--impls``):
 
@@ -218,7 +220,7 @@ def _prepare(case: PriorCase, model, device, rank: int, world_size: int):
 def run_case(case: PriorCase) -> dict:
     """Run one case on this rank (every rank calls it); rank 0 returns the row (and the output)."""
     from distinv import rank_device
-    from distinv.bench.measure import gather_objects, peak_memory_bytes, reset_peak_memory, synchronize
+    from distinv.bench.measure import NetworkTimer, gather_objects, peak_memory_bytes, reset_peak_memory, synchronize
     from distinv.bench.provenance import device_name
     from distinv.distributed import comm
     from distinv.distributed.sharding import gather_slabs
@@ -226,27 +228,30 @@ def run_case(case: PriorCase) -> dict:
     rank, world_size = comm.world()
     device = rank_device() if case.device != "cpu" else torch.device("cpu")
     with torch.inference_mode():
-        model = build_model(case, device)
+        model = NetworkTimer(build_model(case, device), device)
         forward, multiplier, settings = _prepare(case, model, device, rank, world_size)
         # the peak counts the resident input and model, not the temporaries of building the test signal
         gc.collect()
         reset_peak_memory(device)
         for _ in range(case.warmup):
             output = forward()
-        times = []
+        times, network = [], []
         with comm.accounting() as ledger:
             for _ in range(case.repeats):
                 comm.barrier(site="bench.sync")
                 synchronize(device)
+                model.reset()
                 start = time.perf_counter()
                 output = forward()
                 synchronize(device)
                 comm.barrier(site="bench.sync")
                 times.append(time.perf_counter() - start)
+                network.append(model.seconds())
         peak = peak_memory_bytes(device)
         traffic = [row for row in ledger.report(per=max(1, case.repeats)) if row["site"] != "bench.sync"]
         peaks = gather_objects(peak)
         threads = gather_objects(torch.get_num_threads())
+        network_per_rank = gather_objects(statistics.median(network))
         if settings.get("layout") == "sharded":
             output = gather_slabs(output, dst=0)
     if rank != 0:
@@ -256,6 +261,9 @@ def run_case(case: PriorCase) -> dict:
         "dtype": case.dtype, "device": device.type, "device_name": device_name(device),
         "median_s": statistics.median(times), "times_s": times, "peak_bytes_per_rank": peaks,
         "threads_per_rank": threads, "tile_work_multiplier": multiplier, "settings": settings,
+        # time inside the network per rank (median over the runs); the rest of the wall time is the tiler's
+        "network_s_per_rank": network_per_rank,
+        "tiling_overhead_s": statistics.median(times) - max(network_per_rank),
         "comm_per_call": traffic,
     }
     if case.return_output:
