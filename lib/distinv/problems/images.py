@@ -200,7 +200,7 @@ def make_physics(index: int, config: DeblurringConfig, device: torch.device | st
 
     >>> cfg = DeblurringConfig(size=32, K=2, blur_sigma=(1.0, 0.5), downsample=2)
     >>> make_physics(1, cfg).A(torch.ones(1, 1, 32, 32)).shape
-    torch.Size([1, 1, 12, 12])
+    torch.Size([1, 1, 16, 16])
     """
     blur = Blur(filter=config.kernel(index, device), padding=config.padding, use_fft=config.use_fft, device=device)
     if config.downsample == 1:
@@ -257,7 +257,7 @@ def distributed_problem(config: DeblurringConfig, ctx, x: torch.Tensor):
     >>> with DistributedContext(device_mode="cpu") as ctx:
     ...     physics, y = distributed_problem(cfg, ctx, ground_truth(cfg))
     >>> [tuple(t.shape) for t in y]
-    [(1, 1, 24, 24), (1, 1, 24, 24)]
+    [(1, 1, 32, 32), (1, 1, 32, 32)]
     """
     from deepinv.distributed import distribute
 
