@@ -14,6 +14,6 @@ def test_gpu_check_dry_run_writes_every_step(tmp_path):
     one, two = (json.loads((tmp_path / f"images_pnp-hqs_{n}.json").read_text())["final"] for n in (1, 2))
     assert (one["nprocs"], two["nprocs"]) == (1, 2)
     assert abs(one["psnr"] - two["psnr"]) < 0.01  # the use case's equivalence target
-    prior = json.loads((tmp_path / "prior_32_8.json").read_text())["results"]
+    (prior,) = [run["results"] for run in json.loads((tmp_path / "prior.json").read_text())["runs"]]
     assert {row["impl"] for row in prior} == {"untiled", "deepinv", "distinv"}
     assert len(list(tmp_path.iterdir())) <= 8  # the device tool brings back at most 8 files

@@ -42,3 +42,16 @@ def test_gpu_settings_run_on_cpu(capsys):
     rows = json.loads(capsys.readouterr().out)["results"]
     assert [row["channels"] for row in rows] == [3, 3]
     assert all(row["dtype"] == "bfloat16" and row["agreement_psnr_db"] is not None for row in rows)
+
+
+def test_rectangular_tiles_for_both_tilers(capsys):
+    argv = ["--sizes", "64", "--ranks", "1", "--repeats", "1", "--warmup", "0", "--patch", "32", "16",
+            "--overlap", "8", "--impls", "untiled", "distinv", "deepinv"]
+    assert prior.main(argv) == 0
+    rows = {row["impl"]: row for row in json.loads(capsys.readouterr().out)["results"]}
+    assert rows["distinv"]["settings"]["patch"] == [32, 16] and rows["deepinv"]["settings"]["patch"] == [32, 16]
+    # deepinv pads every window to patch + 2 overlap: 2 x 48 rows, 4 x 32 columns of a 64 x 64 signal
+    assert rows["deepinv"]["tile_work_multiplier"] == pytest.approx((2 * 48 / 64) * (4 * 32 / 64))
+    assert 1 < rows["distinv"]["tile_work_multiplier"] < rows["deepinv"]["tile_work_multiplier"]
+    with pytest.raises(SystemExit):
+        prior.main(["--patch", "32", "16", "8"])

@@ -63,7 +63,7 @@ class PriorCase:
         with random weights (timing), or ``"shipped"`` (distinv's trained small DRUNet: agreement figures
         that mean something, since a random network barely depends on its context).
     :param int channels: image channels.
-    :param int patch: tile core size.
+    :param patch: tile core size: an integer, or ``(rows, columns)``.
     :param int overlap: tile halo.
     :param int max_batch_size: tiles per network call (``0``: all at once).
     :param str dtype: ``"float32"`` or an autocast dtype (``"bfloat16"``, ``"float16"``).
@@ -79,7 +79,7 @@ class PriorCase:
     ranks: int = 1
     model: str = "small"
     channels: int = 1
-    patch: int = 256
+    patch: int | tuple[int, int] = 256
     overlap: int = 32
     max_batch_size: int = 4
     dtype: str = "float32"
@@ -136,6 +136,10 @@ def synthetic_rows(size: int, channels: int, start: int, stop: int, seed: int = 
         for row in range(start, stop)
     ], dim=1).unsqueeze(0) if stop > start else torch.zeros_like(clean)
     return (clean + SIGMA * noise).to(device)
+
+
+def _patch_pair(patch: int | tuple[int, int]) -> tuple[int, int]:
+    return tuple(patch) if isinstance(patch, (tuple, list)) else (patch, patch)
 
 
 def _slab_patch(case: PriorCase, world_size: int) -> tuple[int, int]:
@@ -195,9 +199,9 @@ def _prepare(case: PriorCase, model, device, rank: int, world_size: int):
                 return model(batch, sigma).float()
         processing = DistributedProcessing(context, processor, strategy=strategy,
                                            max_batch_size=case.max_batch_size or None)
-        window = case.patch + 2 * case.overlap
-        count = -(-case.size // case.patch)
-        multiplier = (count * window / case.size) ** 2
+        multiplier = 1.0
+        for patch in _patch_pair(case.patch):  # deepinv pads every window to patch + 2 overlap
+            multiplier *= -(-case.size // patch) * (patch + 2 * case.overlap) / case.size
         settings = {"layout": "replicated", "blend": "crop (deepinv)", "patch": case.patch, "overlap": case.overlap,
                     "max_batch_size": case.max_batch_size or None}
         return (lambda: processing(x, SIGMA)), multiplier, settings
@@ -327,6 +331,7 @@ def _cases(args) -> list[PriorCase]:
     channels = args.channels or (3 if args.model == "default" else 1)
     if args.max_batch_size is None:
         args.max_batch_size = 8 if args.device == "cuda" else 1
+    patch = args.patch[0] if len(args.patch) == 1 else tuple(args.patch)
     cases = []
     for size in args.sizes:
         # the untiled reference runs once per size, in one process, whatever the rank counts asked
@@ -336,7 +341,7 @@ def _cases(args) -> list[PriorCase]:
                 if not wanted:
                     continue
                 cases.append(PriorCase(
-                    impl=impl, size=size, ranks=ranks, model=args.model, channels=channels, patch=args.patch,
+                    impl=impl, size=size, ranks=ranks, model=args.model, channels=channels, patch=patch,
                     overlap=args.overlap, max_batch_size=args.max_batch_size, dtype=args.dtype, device=args.device,
                     repeats=args.repeats, warmup=args.warmup, channels_last=args.channels_last, seed=args.seed))
     return cases
@@ -372,7 +377,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS)
     parser.add_argument("--model", choices=MODELS, default="small")
     parser.add_argument("--channels", type=int, default=None, help="default: 1 (small), 3 (default model)")
-    parser.add_argument("--patch", type=int, default=256)
+    parser.add_argument("--patch", type=int, nargs="+", default=[256],
+                        help="tile core size: one integer, or rows and columns")
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--max-batch-size", type=int, default=None,
                         help="tiles per network call; 0: all; default 1 on CPU (measured fastest), 8 on CUDA")
@@ -388,6 +394,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.out and os.path.exists(args.out) and not args.force:
         parser.error(f"--out {args.out} exists: pass --force to overwrite it")
+    if len(args.patch) > 2 or min(args.patch) < 1:
+        parser.error(f"--patch takes one or two integers >= 1 (rows, columns), got {args.patch}")
     if args.repeats < 1 or args.warmup < 0:
         parser.error(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
     return args
