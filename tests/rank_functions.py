@@ -58,3 +58,12 @@ def start_worker_process() -> int:
     proc.start()
     proc.join()
     return proc.exitcode
+
+
+def record_pid_and_wait(folder: str) -> None:
+    """Write this rank's pid into ``folder`` and wait (the caller kills the launcher meanwhile)."""
+    path = os.path.join(folder, f"rank{dist.get_rank()}.pid")
+    with open(path + ".tmp", "w") as handle:
+        handle.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(600)

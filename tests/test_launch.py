@@ -209,3 +209,40 @@ def _device_names():
 
 def test_ranks_may_start_processes_of_their_own():
     assert launch(rf.start_worker_process, nprocs=2, timeout=120) == 0
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_ranks_die_with_a_killed_launcher(tmp_path, start_method):
+    """A kernel killed mid-run (SIGKILL: no cleanup runs) leaves no rank behind, whatever the start method."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(ROOT / 'tests')!r}, {str(ROOT / 'lib')!r}]
+        import distinv, rank_functions
+        distinv.launch(rank_functions.record_pid_and_wait, {str(tmp_path)!r}, nprocs=2, timeout=600,
+                       start_method={start_method!r})
+    """)
+    launcher = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("rank*.pid"))) < 2:
+            assert launcher.poll() is None, "the launcher exited early"
+            assert time.monotonic() < deadline, "the ranks did not start"
+            time.sleep(0.2)
+        pids = [int(p.read_text()) for p in tmp_path.glob("rank*.pid")]
+    finally:
+        launcher.kill()
+        launcher.wait()
+
+    def alive(pid):
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    survivors = [pid for pid in pids if alive(pid)]
+    for pid in survivors:
+        psutil.Process(pid).kill()
+    assert not survivors, f"ranks {survivors} outlived their launcher"

@@ -28,9 +28,11 @@ import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import pickle
+import select
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -110,6 +112,7 @@ class _Plan:
     start_method: str
     timeout: float | None
     verbose_ranks: bool
+    launcher_pid: int = 0
 
 
 def launch(
@@ -171,7 +174,7 @@ def launch(
     cores = os.cpu_count() or 1
     if threads is None:
         threads = 1 if method == "fork" else max(1, cores // nprocs)
-    plan = _Plan(nprocs, backend, device_type, threads, method, timeout, verbose_ranks)
+    plan = _Plan(nprocs, backend, device_type, threads, method, timeout, verbose_ranks, os.getpid())
     return _run_children(fn, args, kwargs, plan)
 
 
@@ -348,18 +351,58 @@ class _ConnectionWriter(io.TextIOBase):
         return False
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this rank if the launching process dies (no orphan after a crashed kernel)."""
-    if sys.platform.startswith("linux"):
+def _die_with_launcher(launcher_pid: int) -> None:
+    """Kill this rank when the launching process dies (no orphan after a crashed or killed kernel).
+
+    A rank started by fork or spawn is the launcher's child: Linux's parent-death signal does it. A
+    forkserver rank is the fork server's child, and the fork server outlives the launcher while any
+    rank is alive (the ranks hold its liveness pipe), so a daemon thread waits on the launcher's pidfd
+    (polls its pid where pidfds are missing) and kills the rank.
+    """
+    if not sys.platform.startswith("linux") or launcher_pid <= 0:
+        return
+    if os.getppid() == launcher_pid:
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
+        if os.getppid() == launcher_pid:  # else the launcher died before prctl: fall through and exit
+            return
+    threading.Thread(target=_watch_launcher, args=(launcher_pid,), name="distinv-launcher-watch",
+                     daemon=True).start()
+
+
+def _watch_launcher(launcher_pid: int) -> None:
+    try:
+        handle = os.pidfd_open(launcher_pid)
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGKILL)
+    except (AttributeError, OSError):  # no pidfd (old kernel): poll
+        while _alive(launcher_pid):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    else:
+        select.select([handle], [], [])  # readable when the launcher exits
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _rank_main(rank: int, fn, args, kwargs, plan: _Plan, port: int, conn) -> None:
     """Entry point of one child rank."""
-    _die_with_parent()
+    _die_with_launcher(plan.launcher_pid)
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(plan.nprocs), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(plan.nprocs),
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS=str(plan.threads),
