@@ -36,6 +36,9 @@ def test_ranks_agree_with_one_rank(solver, nprocs):
     assert result["final"]["nprocs"] == nprocs
     assert sorted(k for r in result["per_rank"] for k in r["operators"]) == [0, 1, 2]
     assert all(row["comm_bytes"] > 0 for row in result["history"])  # the gradient/CG all-reduces are counted
+    for row in result["history"]:  # each phase's communication is attributed to it, the tiled prior's too
+        assert row["t_comm_data"] > 0 and (row["t_comm_prior"] > 0) == (solver != "tv")
+        assert row["t_comm"] >= row["t_comm_data"] + row["t_comm_prior"] - 1e-9
     assert reference["history"][0]["comm_bytes"] == 0
 
 

@@ -50,9 +50,14 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _comm_seconds(prefix: str | None = None) -> float:
+#: Communication sites of each phase: the data term's, and the prior's (deepinv's tiler through an
+#: accounted context, distinv's ``TiledDenoiser`` directly).
+PHASE_SITES = {"physics": ("physics.",), "prior": ("prior.", "tiling.")}
+
+
+def _comm_seconds(prefixes: tuple[str, ...] | None = None) -> float:
     totals = comm.comm_ledger().totals()
-    return sum(s["seconds"] for site, s in totals.items() if prefix is None or site.startswith(prefix + "."))
+    return sum(s["seconds"] for site, s in totals.items() if prefixes is None or site.startswith(prefixes))
 
 
 def _comm_bytes() -> int:
@@ -79,19 +84,19 @@ class PhaseTimes:
 class _Phase:
     """Times a phase and reads the ledger delta of its sites."""
 
-    def __init__(self, device: torch.device, site: str):
-        self.device, self.site = device, site
+    def __init__(self, device: torch.device, phase: str):
+        self.device, self.sites = device, PHASE_SITES[phase]
 
     def __enter__(self):
         _synchronize(self.device)
-        self.comm0 = _comm_seconds(self.site)
+        self.comm0 = _comm_seconds(self.sites)
         self.t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         _synchronize(self.device)
         self.seconds = time.perf_counter() - self.t0
-        self.comm = _comm_seconds(self.site) - self.comm0
+        self.comm = _comm_seconds(self.sites) - self.comm0
 
 
 @dataclass
