@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     for solver, nprocs in (("pnp-hqs", 1), ("pnp-hqs", 2), ("tv", 1)):
         target = out / f"images_{solver}_{nprocs}.json"
         _run(f"images {solver} on {nprocs} rank(s)",
-             ["bash", "-c", f'{sys.executable} -m distinv.solvers.run --nprocs {nprocs} --set solver={solver} '
+             ["bash", "-c", f'{sys.executable} -m distinv.solvers --nprocs {nprocs} --set solver={solver} '
                             f'{" ".join(images)} > {target}'], left(120), log)
 
     (out / "gpu_check.json").write_text(json.dumps({"steps": log}, indent=1))

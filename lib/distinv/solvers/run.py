@@ -319,10 +319,10 @@ def _parse_value(text: str):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """``python -m distinv.solvers.run --nprocs N --set key=value ...``: run and print JSON."""
+    """``python -m distinv.solvers --nprocs N --set key=value ...``: run and print JSON."""
     import distinv
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m distinv.solvers", description=__doc__.splitlines()[0])
     parser.add_argument("--nprocs", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -332,13 +332,9 @@ def main(argv: list[str] | None = None) -> dict:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set entries must be KEY=VALUE, got {item!r}")
+            parser.error(f"--set entries must be KEY=VALUE, got {item!r}")
         cfg[key] = _parse_value(value)
     cfg.setdefault("progress", False)
     result = summary(distinv.launch(run_reconstruction, cfg, nprocs=args.nprocs, timeout=args.timeout))
     print(json.dumps(result, indent=1))
     return result
-
-
-if __name__ == "__main__":
-    main()
