@@ -63,6 +63,7 @@ from distinv.book import setup_plotly
 from distinv.plots.images import (
     image_row, measurements_figure, psnr_figure, results_table, tile_zoom_figure, time_breakdown_figure,
 )
+from distinv.problems.images import native_side
 from distinv.solvers import run_reconstruction, split_config
 
 setup_plotly()
@@ -200,4 +201,10 @@ if f"{solver}, 1 rank" in runs:
         f"and an iteration takes {pnp['t_per_iteration']:.2f} s against {one['t_per_iteration']:.2f} s "
         f"({one['t_per_iteration'] / pnp['t_per_iteration']:.2f}× faster, {pnp['device']}, "
         f"{pnp['threads']} thread(s) per rank).")
+native = native_side(problem.image)
+if native < problem.size:
+    sentences.append(
+        f"The ground truth is the central {native}² square of `{problem.image}` upsampled "
+        f"{problem.size / native:.1f}× (bicubic): smoother than a photograph of that size, so these PSNRs "
+        f"are higher than a real {problem.size}² image would give; `data_scripts/fetch_images.py` gets one.")
 display(Markdown(" ".join(sentences)))

@@ -35,7 +35,7 @@ from deepinv.physics.functional import gaussian_blur
 
 __all__ = [
     "DeblurringConfig", "SKIMAGE_IMAGES", "PADDINGS", "ground_truth", "make_physics", "physics_factory",
-    "measure", "distributed_problem",
+    "measure", "distributed_problem", "native_side",
 ]
 
 #: Natural images shipped by scikit-image (no download).
@@ -157,6 +157,17 @@ def _load_image(image: str) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 4:
         array = array[..., :3]
     return array
+
+
+def native_side(image: str) -> int:
+    """Side of the central square that :func:`ground_truth` takes from ``image`` before resizing.
+
+    :param str image: a scikit-image name or an image file.
+
+    >>> native_side("chelsea")
+    300
+    """
+    return int(min(_load_image(image).shape[:2]))
 
 
 def ground_truth(config: DeblurringConfig, device: torch.device | str = "cpu") -> torch.Tensor:
