@@ -93,6 +93,7 @@ class TiledDenoiser(Denoiser):
             raise TypeError(f"config must be a TilingConfig, got {type(config).__name__}")
         self.denoiser = denoiser
         self.config = config
+        self._weights_on_device: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     # ----------------------------------------------------------------------- geometry
 
@@ -216,12 +217,22 @@ class TiledDenoiser(Denoiser):
             out[tuple(target)] = piece
             return
         weight = None
+        overlaps = self.config.axis_values("overlap", len(grid.axes))
         for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
-            length = tiles.windows[i][1] - tiles.windows[i][0]
-            half_width = self.config.ramp_half_width(self.config.axis_values("overlap", len(grid.axes))[axis])
-            w = axis_weights(tiles, "smooth", half_width)[i][:length].to(device=out.device, dtype=out.dtype)
+            w = self._axis_weight(tiles, i, self.config.ramp_half_width(overlaps[axis]), out.device, out.dtype)
             shape = [1] * len(grid.axes)
-            shape[axis] = length
+            shape[axis] = w.numel()
             w = w.view(shape)
             weight = w if weight is None else weight * w
         out[tuple(target)] += piece * weight
+
+    def _axis_weight(self, tiles, i: int, half_width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """Tile ``i``'s 1D smooth weight over its window, kept on ``device`` (no host copy per call)."""
+        key = (tiles, i, half_width, device, dtype)
+        cache = self._weights_on_device
+        if key not in cache:
+            length = tiles.windows[i][1] - tiles.windows[i][0]
+            cache[key] = axis_weights(tiles, "smooth", half_width)[i][:length].to(device=device, dtype=dtype)
+            if len(cache) > 4096:
+                cache.popitem(last=False)
+        return cache[key]
