@@ -55,3 +55,17 @@ def test_rectangular_tiles_for_both_tilers(capsys):
     assert 1 < rows["distinv"]["tile_work_multiplier"] < rows["deepinv"]["tile_work_multiplier"]
     with pytest.raises(SystemExit):
         prior.main(["--patch", "32", "16", "8"])
+
+
+def test_several_overlaps_in_one_run(capsys):
+    argv = ["--sizes", "64", "--ranks", "1", "--repeats", "1", "--warmup", "0", "--patch", "32",
+            "--overlap", "8", "16", "--impls", "untiled", "distinv", "deepinv"]
+    assert prior.main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert sorted((row["impl"], row["overlap"]) for row in rows) == [
+        ("deepinv", 8), ("deepinv", 16), ("distinv", 8), ("distinv", 16), ("untiled", None)]
+    multiplier = {(row["impl"], row["overlap"]): row["tile_work_multiplier"] for row in rows}
+    assert multiplier[("distinv", 8)] < multiplier[("distinv", 16)]
+    assert multiplier[("deepinv", 8)] < multiplier[("deepinv", 16)]
+    with pytest.raises(SystemExit):
+        prior.main(["--overlap", "-1"])

@@ -262,6 +262,7 @@ def run_case(case: PriorCase) -> dict:
         return {}
     row = {
         "impl": case.impl, "size": case.size, "ranks": world_size, "model": case.model, "channels": case.channels,
+        "overlap": None if case.impl == "untiled" else case.overlap,
         "dtype": case.dtype, "device": device.type, "device_name": device_name(device),
         "median_s": statistics.median(times), "times_s": times, "peak_bytes_per_rank": peaks,
         "threads_per_rank": threads, "tile_work_multiplier": multiplier, "settings": settings,
@@ -314,7 +315,7 @@ def run_benchmark(cases: list[PriorCase], timeout: float | None = None, log=sys.
         try:
             row = _launch_fresh(case, timeout)
         except Exception as exc:  # a failed cell is reported, the others still run
-            rows.append({"impl": case.impl, "size": case.size, "ranks": case.ranks,
+            rows.append({"impl": case.impl, "size": case.size, "ranks": case.ranks, "overlap": case.overlap,
                          "error": f"{type(exc).__name__}: {exc}"[:2000]})
             continue
         output = row.pop("output", None)
@@ -338,12 +339,14 @@ def _cases(args) -> list[PriorCase]:
         for ranks in sorted(set(args.ranks) | ({1} if "untiled" in args.impls else set())):
             for impl in args.impls:
                 wanted = ranks == 1 if impl == "untiled" else ranks in args.ranks
-                if not wanted:
-                    continue
-                cases.append(PriorCase(
-                    impl=impl, size=size, ranks=ranks, model=args.model, channels=channels, patch=patch,
-                    overlap=args.overlap, max_batch_size=args.max_batch_size, dtype=args.dtype, device=args.device,
-                    repeats=args.repeats, warmup=args.warmup, channels_last=args.channels_last, seed=args.seed))
+                # the untiled network has no overlap: it runs once
+                for overlap in (args.overlap[:1] if impl == "untiled" else args.overlap):
+                    if wanted:
+                        cases.append(PriorCase(
+                            impl=impl, size=size, ranks=ranks, model=args.model, channels=channels, patch=patch,
+                            overlap=overlap, max_batch_size=args.max_batch_size, dtype=args.dtype,
+                            device=args.device, repeats=args.repeats, warmup=args.warmup,
+                            channels_last=args.channels_last, seed=args.seed))
     return cases
 
 
@@ -379,7 +382,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--channels", type=int, default=None, help="default: 1 (small), 3 (default model)")
     parser.add_argument("--patch", type=int, nargs="+", default=[256],
                         help="tile core size: one integer, or rows and columns")
-    parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--overlap", type=int, nargs="+", default=[32],
+                        help="tile halo; several values run every tiler at each (quality against cost)")
     parser.add_argument("--max-batch-size", type=int, default=None,
                         help="tiles per network call; 0: all; default 1 on CPU (measured fastest), 8 on CUDA")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
@@ -394,6 +398,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.out and os.path.exists(args.out) and not args.force:
         parser.error(f"--out {args.out} exists: pass --force to overwrite it")
+    if min(args.overlap) < 0:
+        parser.error(f"--overlap values must be >= 0, got {args.overlap}")
     if len(args.patch) > 2 or min(args.patch) < 1:
         parser.error(f"--patch takes one or two integers >= 1 (rows, columns), got {args.patch}")
     if args.repeats < 1 or args.warmup < 0:
