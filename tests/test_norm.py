@@ -179,3 +179,23 @@ def test_sharded_sqnorm_equals_single_process_power_iteration(nprocs):
         assert totals["norm.dot"]["calls"] == estimate.iterations + 1
         assert totals["norm.dot"]["bytes"] == 16 * (estimate.iterations + 1)
         assert totals["blur.halo"]["calls"] == totals["blur.halo_adjoint"]["calls"] == estimate.iterations
+
+
+def test_large_float32_signal_converges_to_the_exact_norm():
+    """Four normalised blurs with circular padding: ||A||^2 is exactly 4 (at the zero frequency). Over
+    3 x 1024² float32 samples the inner products must accumulate in float64: float32 sums overshot
+    the true norm and needed twice the iterations (never converging at 2048²)."""
+    from distinv.problems.images import DeblurringConfig, make_physics
+
+    config = DeblurringConfig(size=1024, K=4, channels=3)
+    operators = [make_physics(k, config) for k in range(4)]
+
+    class Stack(Blur):
+        def A_adjoint_A(self, x, **kwargs):
+            return sum(op.A_adjoint_A(x) for op in operators)
+
+    x0 = 1 + 0.1 * torch.rand(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
+    estimate = sharded_sqnorm(Stack(operators[0].filter), x0, PowerIteration(max_iter=50, tol=1e-6))
+    assert estimate.value.dtype == torch.float32
+    assert estimate.converged and estimate.iterations <= 6
+    assert 4 - 1e-5 <= estimate.value.item() <= 4 + 1e-6
