@@ -46,6 +46,7 @@
 grids = ["cpu-collectives", "cpu"]  # shipped configurations (or YAML paths) run by this chapter
 results_dir = "../results/local/cpu"  # where this machine's runs are stored
 external_dir = "../results/external"  # one sub-folder per machine whose results were produced elsewhere
+prior_dir = "../results/prior"  # JSON outputs of the tiled-prior benchmark (python -m distinv.bench.prior)
 run_grids = True  # False: only show what the folders already hold
 force = False  # rerun points already done
 model_image = 4096  # image side of the scaling prediction (as in the published figures)
@@ -65,6 +66,8 @@ from IPython.display import Markdown, display
 from distinv.bench import figures
 from distinv.bench.__main__ import resolve_config_path
 from distinv.bench.explorer import ResultsExplorer
+from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, overlap_sweeps, prior_table,
+                                        tradeoff_sentences)
 from distinv.bench.runner import run_config
 from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
                                    load_published_scaling, published_conditions)
@@ -223,6 +226,33 @@ display(Markdown(
 # %%
 for source, part in denoise.groupby("source"):
     display(figures.implementation_figure(part, title=f"distinv vs deepinv · {source}"))
+
+# %% [markdown]
+# ## The tiled prior on its own: agreement against cost
+#
+# `python -m distinv.bench.prior` times one denoiser call on a synthetic noisy image: the untiled
+# network, deepinv's `DistributedProcessing` (crop-assign) and distinv's `TiledDenoiser` (smooth
+# blending), in one run per JSON file of `results/prior/` (commands in the README). *Agreement* is
+# the PSNR of the tiled output against the untiled one; the *work multiplier* is the number of pixels
+# the network processes over the number in the image; *network s* is the time inside the network on
+# the slowest rank, the rest of the median is the tiler's own overhead.
+
+# %%
+prior_runs = load_prior_runs(prior_dir)
+prior_table(prior_runs) if len(prior_runs) else Markdown(f"No benchmark file in `{prior_dir}` yet.")
+
+# %% [markdown]
+# *Table. Every row of the tiled-prior benchmark files (source = file name; model `small`: random
+# DRUNet weights, for timing; `shipped`: the trained prior, for agreement).*
+#
+# A larger overlap buys agreement with work. The runs with several overlaps show the trade-off of
+# each tiler; the sentence below finds, for deepinv at overlap 32, the fastest distinv setting that
+# agrees at least as well.
+
+# %%
+for (source, size, ranks), sweep in overlap_sweeps(prior_runs):
+    agreement_cost_figure(sweep, title=f"{source}: {size}², {ranks} ranks").show()
+    display(Markdown(" ".join(tradeoff_sentences(sweep, "deepinv", 32)) or "No tiler matches deepinv's agreement."))
 
 # %% [markdown]
 # ## Explore

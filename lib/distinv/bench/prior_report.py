@@ -1,0 +1,155 @@
+"""Tables and figures of the tiled-prior benchmark (:mod:`distinv.bench.prior`) for the book.
+
+The benchmark writes one JSON document per run (``--out``); ``make gpu-check`` gathers several in
+one ``{"runs": [...]}`` file. :func:`load_prior_runs` reads either kind from a folder into one table,
+one row per (file, implementation, size, ranks, overlap), with the run's device and date.
+
+>>> import pandas as pd
+>>> rows = pd.DataFrame({"source": "x", "impl": ["deepinv", "distinv", "distinv"], "size": 64, "ranks": 2,
+...                      "overlap": [32, 16, 32], "median_s": [2.0, 1.5, 1.9], "agreement_psnr_db": [60., 62., 70.]})
+>>> cheapest_at_least_as_good(rows, "deepinv", 32)[["impl", "overlap", "speedup"]].to_dict("records")
+[{'impl': 'distinv', 'overlap': 16, 'speedup': 1.3333333333333333}]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+__all__ = ["load_prior_runs", "prior_table", "overlap_sweeps", "agreement_cost_figure", "cheapest_at_least_as_good",
+           "tradeoff_sentences"]
+
+_MIB = 2 ** 20
+
+
+def _documents(path: Path) -> list[dict]:
+    data = json.loads(path.read_text())
+    return data["runs"] if "runs" in data else [data]
+
+
+def load_prior_runs(folder: str | Path) -> pd.DataFrame:
+    """Every result row of the benchmark JSON files in ``folder`` (failed cells left out).
+
+    :param folder: a folder of ``distinv.bench.prior`` JSON outputs.
+    :return: columns ``source`` (file stem), ``device``, ``date``, ``model``, ``impl``, ``size``,
+        ``ranks``, ``patch``, ``overlap`` (an integer, or ``"ROWSxCOLS"`` per axis), ``median_s``,
+        ``network_s`` (slowest rank),
+        ``overhead_s``, ``work_multiplier``, ``peak_mib`` (largest rank), ``agreement_psnr_db``.
+    """
+    rows = []
+    for path in sorted(Path(folder).glob("*.json")):
+        for document in _documents(path):
+            provenance = document.get("provenance", {})
+            for row in document.get("results", []):
+                if "error" in row:
+                    continue
+                network = row.get("network_s_per_rank")
+                overlap = row.get("overlap", row.get("settings", {}).get("overlap"))
+                if isinstance(overlap, list):  # per axis (the one-slab-per-rank setting)
+                    overlap = overlap[0] if len(set(overlap)) == 1 else "x".join(map(str, overlap))
+                agreement = row.get("agreement_psnr_db")
+                rows.append({
+                    "source": path.stem, "device": row.get("device_name") or row.get("device"),
+                    "date": str(provenance.get("recorded_at", provenance.get("date", "")))[:10],
+                    "model": row.get("model"), "impl": row["impl"], "size": row["size"], "ranks": row["ranks"],
+                    "patch": str(row.get("settings", {}).get("patch", "")),
+                    "overlap": overlap,
+                    "median_s": row["median_s"], "network_s": max(network) if network else None,
+                    "overhead_s": row.get("tiling_overhead_s"), "work_multiplier": row["tile_work_multiplier"],
+                    "peak_mib": max(row["peak_bytes_per_rank"]) / _MIB,
+                    # identical outputs give inf; a table cell reads better as "exact"
+                    "agreement_psnr_db": None if agreement is None or math.isinf(agreement) else agreement,
+                })
+    return pd.DataFrame(rows)
+
+
+def prior_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows as the book shows them: rounded, indexed by source and case."""
+    columns = {"median_s": "median s", "network_s": "network s", "overhead_s": "tiler overhead s",
+               "work_multiplier": "work multiplier", "peak_mib": "peak MiB / rank",
+               "agreement_psnr_db": "agreement with untiled (dB)"}
+    table = runs.set_index(["source", "model", "size", "ranks", "impl", "overlap"])[list(columns)]
+    return table.rename(columns=columns).round(3)
+
+
+def _numeric_overlaps(runs: pd.DataFrame) -> pd.DataFrame:
+    """Rows with one overlap for every axis (per-axis overlaps such as ``"32x0"`` drop out), as integers."""
+    numeric = runs.assign(overlap=pd.to_numeric(runs["overlap"], errors="coerce")).dropna(subset=["overlap"])
+    return numeric.assign(overlap=numeric["overlap"].astype(int))
+
+
+def overlap_sweeps(runs: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    """The (source, size, ranks) groups in which a tiler ran at several overlaps, with their untiled row.
+
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs`.
+    :return: ``[((source, size, ranks), rows), ...]``.
+    """
+    if runs.empty:
+        return []
+    tiled = _numeric_overlaps(runs)
+    sweeps = []
+    for key, group in tiled.groupby(["source", "size", "ranks"]):
+        if group.groupby("impl")["overlap"].nunique().max() > 1:
+            untiled = runs[(runs["source"] == key[0]) & (runs["size"] == key[1]) & (runs["impl"] == "untiled")]
+            sweeps.append((key, pd.concat([group, untiled], ignore_index=True)))
+    return sweeps
+
+
+def agreement_cost_figure(runs: pd.DataFrame, title: str = "Agreement with the untiled network against time") -> go.Figure:
+    """Agreement (dB) against median time, one line per implementation, points labelled by overlap.
+
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one run (one source, size, ranks).
+    :param str title: figure title.
+    """
+    tiled = _numeric_overlaps(runs).dropna(subset=["agreement_psnr_db"]).sort_values(["impl", "overlap"])
+    figure = px.line(tiled, x="median_s", y="agreement_psnr_db", color="impl", text="overlap", markers=True,
+                     labels={"median_s": "median time per call (s)", "agreement_psnr_db": "agreement (dB)",
+                             "impl": "tiler"}, title=title, height=380)
+    figure.update_traces(textposition="top center")
+    untiled = runs[runs["impl"] == "untiled"]
+    for time_s in untiled["median_s"]:
+        figure.add_vline(x=time_s, line_dash="dot", annotation_text="untiled")
+    return figure
+
+
+def cheapest_at_least_as_good(runs: pd.DataFrame, reference_impl: str, reference_overlap: int) -> pd.DataFrame:
+    """The fastest row of every other tiler whose agreement is at least the reference's, with its speedup.
+
+    :param pandas.DataFrame runs: rows of one run (one source, size and rank count).
+    :param str reference_impl: e.g. ``"deepinv"``.
+    :param int reference_overlap: the reference's overlap.
+    """
+    runs = _numeric_overlaps(runs)
+    reference = runs[(runs["impl"] == reference_impl) & (runs["overlap"] == reference_overlap)]
+    if reference.empty:
+        return runs.iloc[0:0].assign(speedup=[])
+    ref = reference.iloc[0]
+    better = runs[(runs["impl"] != reference_impl) & (runs["agreement_psnr_db"] >= ref["agreement_psnr_db"])]
+    best = better.sort_values("median_s").groupby("impl", as_index=False).first()
+    return best.assign(speedup=ref["median_s"] / best["median_s"]).reset_index(drop=True)
+
+
+def tradeoff_sentences(runs: pd.DataFrame, reference_impl: str = "deepinv", reference_overlap: int = 32) -> list[str]:
+    """One Markdown sentence per other tiler: its fastest setting that agrees at least as well as the reference.
+
+    :param pandas.DataFrame runs: rows of one sweep (see :func:`overlap_sweeps`).
+    :param str reference_impl: the tiler compared against.
+    :param int reference_overlap: its overlap.
+    """
+    best = cheapest_at_least_as_good(runs, reference_impl, reference_overlap)
+    if best.empty:
+        return []
+    numeric = _numeric_overlaps(runs)
+    ref = numeric[(numeric["impl"] == reference_impl) & (numeric["overlap"] == reference_overlap)].iloc[0]
+    return [
+        f"{row['impl']} at overlap {row['overlap']} agrees with the untiled network to "
+        f"{row['agreement_psnr_db']:.1f} dB against {ref['agreement_psnr_db']:.1f} dB for {reference_impl} at "
+        f"overlap {reference_overlap}, in {row['median_s']:.2f} s against {ref['median_s']:.2f} s: "
+        f"**{row['speedup']:.2f}× faster at equal or better agreement**."
+        for _, row in best.iterrows()
+    ]

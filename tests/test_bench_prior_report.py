@@ -1,0 +1,53 @@
+"""The book's view of the tiled-prior benchmark files: loading both file kinds, the trade-off helpers."""
+
+import json
+import math
+
+import pytest
+
+from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
+                                        prior_table, tradeoff_sentences)
+
+
+def _row(impl, overlap, median, agreement, ranks=2):
+    return {"impl": impl, "size": 256, "ranks": ranks, "model": "shipped", "overlap": overlap, "median_s": median,
+            "network_s_per_rank": [median * 0.9] * ranks, "tiling_overhead_s": median * 0.1,
+            "tile_work_multiplier": 1.0 if overlap is None else 1 + overlap / 64, "peak_bytes_per_rank": [2 ** 20] * ranks,
+            "agreement_psnr_db": agreement, "settings": {"patch": 64}, "device_name": "cpu (test)"}
+
+
+def test_loads_single_and_gathered_files_and_compares_at_equal_agreement(tmp_path):
+    single = {"provenance": {"recorded_at": "2026-11-27T06:00:00"}, "results": [
+        _row("untiled", None, 4.0, math.inf, ranks=1),
+        _row("deepinv", 16, 2.4, 55.0), _row("deepinv", 32, 3.0, 60.0),
+        _row("distinv", 8, 2.0, 58.0), _row("distinv", 16, 2.2, 62.0), _row("distinv", 32, 2.9, 70.0),
+        {"impl": "distinv-sharded", "size": 256, "ranks": 2, "error": "RankError: boom"},
+    ]}
+    gathered = {"runs": [{"provenance": {}, "results": [_row("distinv", 32, 1.0, None, ranks=1)]}]}
+    (tmp_path / "sweep.json").write_text(json.dumps(single))
+    (tmp_path / "gpu.json").write_text(json.dumps(gathered))
+    runs = load_prior_runs(tmp_path)
+    assert len(runs) == 7  # the failed cell is left out
+    assert set(runs["source"]) == {"sweep", "gpu"}
+    assert runs.loc[runs["impl"] == "untiled", "agreement_psnr_db"].isna().all()  # exact (inf) shows as empty
+    assert runs.loc[runs["source"] == "sweep", "date"].unique().tolist() == ["2026-11-27"]
+    sweep = runs[runs["source"] == "sweep"]
+    best = cheapest_at_least_as_good(sweep, "deepinv", 32)
+    assert best[["impl", "overlap"]].values.tolist() == [["distinv", 16]]  # overlap 8 agrees worse than 60 dB
+    assert best["speedup"].item() == pytest.approx(3.0 / 2.2)
+    assert cheapest_at_least_as_good(sweep, "deepinv", 64).empty
+    figure = agreement_cost_figure(sweep)
+    assert sorted(trace.name for trace in figure.data) == ["deepinv", "distinv"]
+    assert prior_table(runs).shape == (7, 6)
+    (key, rows), = overlap_sweeps(runs)  # the gathered file has one overlap only: no sweep
+    assert key == ("sweep", 256, 2) and "untiled" in set(rows["impl"])
+    (sentence,) = tradeoff_sentences(rows)
+    assert "distinv at overlap 16" in sentence and "1.36× faster" in sentence
+
+
+def test_per_axis_overlaps_are_not_sweeps(tmp_path):
+    rows = [_row("distinv", 32, 1.0, 70.0), dict(_row("distinv-slab", None, 0.9, 80.0), overlap=[32, 0])]
+    (tmp_path / "slab.json").write_text(json.dumps({"results": rows}))
+    runs = load_prior_runs(tmp_path)
+    assert sorted(runs["overlap"].astype(str)) == ["32", "32x0"]
+    assert overlap_sweeps(runs) == []
