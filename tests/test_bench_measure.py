@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from distinv.bench.measure import IterationClock, NetworkTimer, peak_memory_bytes, reset_peak_memory
+from distinv.bench.measure import IterationClock, NetworkTimer, PeakTracker, peak_memory_bytes, reset_peak_memory
 
 
 def _sleepy(seconds):
@@ -51,3 +51,18 @@ def test_peak_memory_sees_a_large_allocation_after_a_reset():
     block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
     assert peak_memory_bytes("cpu") >= before + 48 * 2**20
     del block
+
+
+def test_peak_tracker_leaves_out_the_excluded_block_but_not_what_it_keeps():
+    tracker = PeakTracker("cpu")
+    base = tracker.read()
+    with tracker.excluded():
+        temporary = torch.ones(128 * 2**20 // 4)  # 128 MiB, freed at the end of the block
+        del temporary
+    assert tracker.read() < base + 32 * 2**20
+    with tracker.excluded():
+        kept = torch.ones(64 * 2**20 // 4)  # still resident afterwards: it counts from then on
+    assert tracker.read() >= base + 48 * 2**20
+    work = torch.ones(128 * 2**20 // 4)  # outside any excluded block: counts
+    assert tracker.read() >= base + 160 * 2**20
+    del work, kept

@@ -25,7 +25,8 @@ import torch
 
 from distinv.distributed import comm
 
-__all__ = ["reset_peak_memory", "peak_memory_bytes", "IterationClock", "NetworkTimer", "synchronize", "gather_objects"]
+__all__ = ["reset_peak_memory", "peak_memory_bytes", "PeakTracker", "IterationClock", "NetworkTimer", "synchronize",
+           "gather_objects"]
 
 _PROC_STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
@@ -91,6 +92,39 @@ def peak_memory_bytes(device: torch.device) -> int:
         pass
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in bytes on macOS, KiB on Linux
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
+
+
+class PeakTracker:
+    """Peak memory of a stretch of work on this rank, leaving out marked parts (e.g. quality metrics).
+
+    :param torch.device device: the rank's device. Construction starts the window (see
+        :func:`reset_peak_memory`).
+
+    >>> tracker = PeakTracker("cpu")
+    >>> with tracker.excluded():
+    ...     pass
+    >>> tracker.read() > 0
+    True
+    """
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self._peak = 0
+        reset_peak_memory(self.device)
+
+    def read(self) -> int:
+        """Peak bytes since construction, outside the excluded parts."""
+        return max(self._peak, peak_memory_bytes(self.device))
+
+    @contextmanager
+    def excluded(self) -> Iterator[None]:
+        """A block whose temporaries do not count (what stays allocated after it does)."""
+        self._peak = self.read()
+        try:
+            yield
+        finally:
+            synchronize(self.device)
+            reset_peak_memory(self.device)
 
 
 class IterationClock:

@@ -8,25 +8,27 @@ the same (replicated) image, the prior is tiled across ranks, and rank 0 returns
 "x_true_preview", "x_init_preview", "measurement_previews", "crops"}``
 
 A history row holds ``iteration, sigma, psnr, ssim, t_total, t_grad, t_prior, t_comm, t_comm_data,
-t_comm_prior, comm_bytes`` (summed over ranks) and ``peak_mem_bytes`` (max over ranks, so far). Times
-are rank 0's (every rank waits for the others inside the collectives).
+t_comm_prior, comm_bytes`` (summed over ranks) and ``peak_mem_bytes`` (max over ranks, so far: the
+iterations' peak, with what setup left resident but without the quality metrics' temporaries, which
+rank 0 alone computes at full resolution). Times are rank 0's (every rank waits for the others inside
+the collectives).
 
 From a shell (prints the result without tensors as JSON)::
 
-    python -m distinv.solvers.run --nprocs 2 --set size=512 solver=pnp-hqs iterations=12
+    python -m distinv.solvers --nprocs 2 --set size=512 solver=pnp-hqs iterations=12
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import time
 from dataclasses import asdict, dataclass, fields
 
 import torch
 
+from distinv.bench.measure import PeakTracker
 from distinv.distributed import comm
 from distinv.problems.images import DeblurringConfig, distributed_problem, ground_truth
 from distinv.solvers.config import PriorConfig, SolverConfig
@@ -109,13 +111,6 @@ def split_config(cfg: dict) -> tuple[DeblurringConfig, SolverConfig, PriorConfig
 # --------------------------------------------------------------------------- measurements
 
 
-def _peak_memory_bytes(device: torch.device) -> int:
-    """CUDA max allocated on a GPU rank, else the process' peak resident set size."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 def _quality(x: torch.Tensor, x_true: torch.Tensor) -> tuple[float, float]:
     from deepinv.loss.metric import PSNR, SSIM
 
@@ -193,8 +188,8 @@ def run_reconstruction(cfg: dict) -> dict | None:
                 prior = tiled_prior(denoiser, prior_cfg, prior_ctx)
             solver = make_solver(solver_cfg, data, prior, x_init, sqnorm, problem.sigma_n, aty)
             setup["t_setup"] = time.perf_counter() - started
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
+            # the iterations' peak: what setup left resident counts, the metrics' temporaries do not
+            peak = PeakTracker(device)
 
             history, local_rows = [], []
             bar = _progress_bar(solver_cfg.iterations, enabled=options.progress and rank == 0)
@@ -204,10 +199,11 @@ def run_reconstruction(cfg: dict) -> dict | None:
                 row.update(asdict(times))
                 last = t + 1 == solver_cfg.iterations
                 if rank == 0 and ((t + 1) % options.metrics_every == 0 or last):
-                    row["psnr"], row["ssim"] = _quality(solver.x, x_true)
+                    with peak.excluded():
+                        row["psnr"], row["ssim"] = _quality(solver.x, x_true)
                 elif rank == 0:
                     row["psnr"] = row["ssim"] = None
-                local_rows.append({"peak_mem_bytes": _peak_memory_bytes(device), "comm_bytes": times.comm_bytes})
+                local_rows.append({"peak_mem_bytes": peak.read(), "comm_bytes": times.comm_bytes})
                 history.append(row)
                 if bar is not None:
                     bar.update(1)
@@ -219,7 +215,7 @@ def run_reconstruction(cfg: dict) -> dict | None:
 
         per_rank_local = {
             "rank": rank, "operators": list(physics.local_indexes),
-            "peak_mem_bytes": _peak_memory_bytes(device),
+            "peak_mem_bytes": peak.read(),
             "comm_bytes": int(ledger.summary()["bytes"]), "comm_seconds": float(ledger.summary()["seconds"]),
             "rows": local_rows,
             "measurement_previews": {k: _preview(y[k], options.preview_size) for k in physics.local_indexes},
