@@ -182,8 +182,9 @@ time_breakdown_figure(runs).show()
 results_table(runs)
 
 # %% [markdown]
-# *Table 1. Final quality, median time per iteration and peak memory per rank (CUDA max allocated
-# on a GPU, resident set size on CPU). The start point and the pseudo-inverse (20 CG iterations on
+# *Table 1. Final quality, median time per iteration and peak memory per rank during the iterations
+# (CUDA max allocated on a GPU, resident set size on CPU; rank 0's full-resolution quality metrics are
+# left out, they are not part of the solver). The start point and the pseudo-inverse (20 CG iterations on
 # $A^\top A x = A^\top y$) show what the solvers gain.*
 
 # %%
