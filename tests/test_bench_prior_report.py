@@ -3,6 +3,7 @@
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
@@ -19,7 +20,8 @@ def _row(impl, overlap, median, agreement, ranks=2):
 def test_loads_single_and_gathered_files_and_compares_at_equal_agreement(tmp_path):
     single = {"provenance": {"recorded_at": "2026-11-27T06:00:00"}, "results": [
         _row("untiled", None, 4.0, math.inf, ranks=1),
-        _row("deepinv", 16, 2.4, 55.0), _row("deepinv", 32, 3.0, 60.0),
+        _row("deepinv", 16, 2.4, 55.0),
+        dict(_row("deepinv", 32, 3.0, 60.0), agreement_regions_db={"border": 49.0, "seams": 69.0, "elsewhere": math.inf}),
         _row("distinv", 8, 2.0, 58.0), _row("distinv", 16, 2.2, 62.0), _row("distinv", 32, 2.9, 70.0),
         {"impl": "distinv-sharded", "size": 256, "ranks": 2, "error": "RankError: boom"},
     ]}
@@ -38,7 +40,9 @@ def test_loads_single_and_gathered_files_and_compares_at_equal_agreement(tmp_pat
     assert cheapest_at_least_as_good(sweep, "deepinv", 64).empty
     figure = agreement_cost_figure(sweep)
     assert sorted(trace.name for trace in figure.data) == ["deepinv", "distinv"]
-    assert prior_table(runs).shape == (7, 6)
+    assert prior_table(runs).shape == (7, 9)
+    regions = runs[(runs["impl"] == "deepinv") & (runs["overlap"] == 32)][["border_db", "seams_db", "elsewhere_db"]]
+    assert regions.iloc[0].tolist()[:2] == [49.0, 69.0] and pd.isna(regions.iloc[0]["elsewhere_db"])
     (key, rows), = overlap_sweeps(runs)  # the gathered file has one overlap only: no sweep
     assert key == ("sweep", 256, 2) and "untiled" in set(rows["impl"])
     (sentence,) = tradeoff_sentences(rows)

@@ -203,7 +203,8 @@ def _prepare(case: PriorCase, model, device, rank: int, world_size: int):
         for patch in _patch_pair(case.patch):  # deepinv pads every window to patch + 2 overlap
             multiplier *= -(-case.size // patch) * (patch + 2 * case.overlap) / case.size
         settings = {"layout": "replicated", "blend": "crop (deepinv)", "patch": case.patch, "overlap": case.overlap,
-                    "max_batch_size": case.max_batch_size or None}
+                    "max_batch_size": case.max_batch_size or None,
+                    "core_boundaries": [list(range(p, case.size, p)) for p in _patch_pair(case.patch)]}
         return (lambda: processing(x, SIGMA)), multiplier, settings
 
     from distinv.tiling import TiledDenoiser
@@ -217,7 +218,8 @@ def _prepare(case: PriorCase, model, device, rank: int, world_size: int):
     else:
         x = synthetic_rows(case.size, case.channels, 0, case.size, case.seed, device)
     settings = {"layout": config.layout, "blend": config.blend, "patch": config.patch, "overlap": config.overlap,
-                "max_batch_size": config.max_batch_size}
+                "max_batch_size": config.max_batch_size,
+                "core_boundaries": [[start for start, _ in axis.cores[1:]] for axis in tiled.grid(shape).axes]}
     return (lambda: tiled(x, SIGMA)), multiplier, settings
 
 
@@ -276,14 +278,14 @@ def run_case(case: PriorCase) -> dict:
     return row
 
 
-def psnr_db(output: torch.Tensor, reference: torch.Tensor) -> float:
-    """PSNR of ``output`` against ``reference`` with peak = range of the reference (inf when equal).
+def psnr_db(output: torch.Tensor, reference: torch.Tensor, peak: float | None = None) -> float:
+    """PSNR of ``output`` against ``reference`` with ``peak`` (default: the range of the reference; inf when equal).
 
     >>> psnr_db(torch.ones(4), torch.tensor([0., 1., 0., 1.])) > 0
     True
     """
     mse = torch.mean((output.double() - reference.double()) ** 2).item()
-    peak = (reference.max() - reference.min()).item()
+    peak = (reference.max() - reference.min()).item() if peak is None else peak
     return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
 
 
@@ -324,8 +326,45 @@ def run_benchmark(cases: list[PriorCase], timeout: float | None = None, log=sys.
         reference = references.get(case.size)
         row["agreement_psnr_db"] = (psnr_db(output, reference) if output is not None and reference is not None
                                     else None)
+        if output is not None and reference is not None and case.impl != "untiled":
+            row["agreement_regions_db"] = agreement_by_region(
+                output, reference, row["settings"].get("core_boundaries", [[], []]), case.overlap)
         rows.append(row)
     return rows
+
+
+def agreement_by_region(output: torch.Tensor, reference: torch.Tensor, boundaries, width: int) -> dict:
+    """Agreement (PSNR, dB, peak = range of the reference) in three regions of the image: ``border``
+    (within ``width`` samples of its edge), ``seams`` (within ``width`` of a tile core boundary, off the
+    border band) and ``elsewhere``. Tells where a tiler departs from the untiled network.
+
+    :param torch.Tensor output: ``(B, C, H, W)`` tiled output.
+    :param torch.Tensor reference: untiled output, same shape.
+    :param boundaries: core boundaries per spatial axis (``[rows, columns]``).
+    :param int width: band half-width (the overlap).
+
+    >>> reference = torch.zeros(1, 1, 8, 8); reference[..., 0, 0] = 1
+    >>> output = reference.clone(); output[..., 4, 4] = 0.1
+    >>> regions = agreement_by_region(output, reference, [[4], [4]], 1)
+    >>> regions["border"], regions["elsewhere"], round(regions["seams"], 1)
+    (inf, inf, 33.0)
+    """
+    height, width_px = reference.shape[-2:]
+    masks = []
+    for n, cuts in zip((height, width_px), boundaries):
+        index = torch.arange(n)
+        border = (index < width) | (index >= n - width)
+        seam = torch.zeros(n, dtype=torch.bool)
+        for cut in cuts:
+            seam |= (index >= cut - width) & (index < cut + width)
+        masks.append((border, seam))
+    (border_r, seam_r), (border_c, seam_c) = masks
+    border = border_r[:, None] | border_c[None, :]
+    seams = (seam_r[:, None] | seam_c[None, :]) & ~border
+    regions = {"border": border, "seams": seams, "elsewhere": ~(border | seams)}
+    peak = (reference.max() - reference.min()).item()
+    return {name: (psnr_db(output[..., mask], reference[..., mask], peak) if mask.any() else None)
+            for name, mask in regions.items()}
 
 
 def _cases(args) -> list[PriorCase]:

@@ -25,6 +25,13 @@ __all__ = ["load_prior_runs", "prior_table", "overlap_sweeps", "agreement_cost_f
            "tradeoff_sentences"]
 
 _MIB = 2 ** 20
+#: Image regions of ``agreement_regions_db`` (see :func:`distinv.bench.prior.agreement_by_region`).
+REGIONS = ("border", "seams", "elsewhere")
+
+
+def _finite(value):
+    """Identical outputs give inf: a table cell reads better empty (the text says "exact")."""
+    return None if value is None or math.isinf(value) else value
 
 
 def _documents(path: Path) -> list[dict]:
@@ -39,7 +46,8 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
     :return: columns ``source`` (file stem), ``device``, ``date``, ``model``, ``impl``, ``size``,
         ``ranks``, ``patch``, ``overlap`` (an integer, or ``"ROWSxCOLS"`` per axis), ``median_s``,
         ``network_s`` (slowest rank),
-        ``overhead_s``, ``work_multiplier``, ``peak_mib`` (largest rank), ``agreement_psnr_db``.
+        ``overhead_s``, ``work_multiplier``, ``peak_mib`` (largest rank), ``agreement_psnr_db`` and, where
+        recorded, the agreement by region ``border_db``, ``seams_db``, ``elsewhere_db`` (exact: empty).
     """
     rows = []
     for path in sorted(Path(folder).glob("*.json")):
@@ -62,8 +70,9 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
                     "median_s": row["median_s"], "network_s": max(network) if network else None,
                     "overhead_s": row.get("tiling_overhead_s"), "work_multiplier": row["tile_work_multiplier"],
                     "peak_mib": max(row["peak_bytes_per_rank"]) / _MIB,
-                    # identical outputs give inf; a table cell reads better as "exact"
-                    "agreement_psnr_db": None if agreement is None or math.isinf(agreement) else agreement,
+                    "agreement_psnr_db": _finite(agreement),
+                    **{f"{region}_db": _finite(row.get("agreement_regions_db", {}).get(region))
+                       for region in REGIONS},
                 })
     return pd.DataFrame(rows)
 
@@ -72,7 +81,8 @@ def prior_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The rows as the book shows them: rounded, indexed by source and case."""
     columns = {"median_s": "median s", "network_s": "network s", "overhead_s": "tiler overhead s",
                "work_multiplier": "work multiplier", "peak_mib": "peak MiB / rank",
-               "agreement_psnr_db": "agreement with untiled (dB)"}
+               "agreement_psnr_db": "agreement with untiled (dB)", "border_db": "border (dB)",
+               "seams_db": "seams (dB)", "elsewhere_db": "elsewhere (dB)"}
     table = runs.set_index(["source", "model", "size", "ranks", "impl", "overlap"])[list(columns)]
     return table.rename(columns=columns).round(3)
 
