@@ -313,7 +313,7 @@ def run_benchmark(cases: list[PriorCase], timeout: float | None = None, log=sys.
     references: dict[int, torch.Tensor] = {}
     rows = []
     for case in sorted(cases, key=lambda c: (c.size, c.impl != "untiled", c.ranks)):
-        print(f"[prior] {case.impl} size={case.size} ranks={case.ranks}", file=log, flush=True)
+        print(f"[prior] {case.impl} size={case.size} ranks={case.ranks} overlap={case.overlap}", file=log, flush=True)
         try:
             row = _launch_fresh(case, timeout)
         except Exception as exc:  # a failed cell is reported, the others still run

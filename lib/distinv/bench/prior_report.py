@@ -160,6 +160,8 @@ def tradeoff_sentences(runs: pd.DataFrame, reference_impl: str = "deepinv", refe
         f"{row['impl']} at overlap {row['overlap']} agrees with the untiled network to "
         f"{row['agreement_psnr_db']:.1f} dB against {ref['agreement_psnr_db']:.1f} dB for {reference_impl} at "
         f"overlap {reference_overlap}, in {row['median_s']:.2f} s against {ref['median_s']:.2f} s: "
-        f"**{row['speedup']:.2f}× faster at equal or better agreement**."
+        f"**{row['speedup']:.2f}× faster at equal or better agreement** (the network processes "
+        f"{row['work_multiplier']:.2f} against {ref['work_multiplier']:.2f} pixels per image pixel: "
+        f"{ref['work_multiplier'] / row['work_multiplier']:.2f}× less work)."
         for _, row in best.iterrows()
     ]
