@@ -3,6 +3,8 @@
 Each HTML page of the site is served from a local HTTP server (loopback only), opened in Chromium
 through Playwright, and checked: uncaught JavaScript exceptions fail the page; every
 ``.plotly-graph-div`` must contain a rendered ``<svg>``. A full-page screenshot of each page is saved.
+Redirect stubs (jupyter-book's ``index.html``, a ``<meta http-equiv="Refresh">``) are not opened (the
+redirect would race the checks); their target must exist.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import re
 import shutil
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["PageReport", "check_site", "find_chromium"]
+__all__ = ["PageReport", "check_site", "find_chromium", "redirect_target"]
+
+_REFRESH = re.compile(r"""<meta\s+http-equiv=["']refresh["']\s+content=["']\s*\d+\s*;\s*url=([^"']+)["']""",
+                      re.IGNORECASE)
 
 _CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                    "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -30,10 +36,25 @@ class PageReport:
     plotly_rendered: int = 0
     js_errors: list[str] = field(default_factory=list)
     screenshot: str = ""
+    redirect_to: str = ""
+    redirect_found: bool = True
 
     @property
     def ok(self) -> bool:
-        return not self.js_errors and self.plotly_rendered == self.plotly_divs
+        return not self.js_errors and self.plotly_rendered == self.plotly_divs and self.redirect_found
+
+
+def redirect_target(page: Path) -> str | None:
+    """The URL a redirect stub sends to (``<meta http-equiv="Refresh" content="0; url=...">``), else None.
+
+    >>> import tempfile
+    >>> stub = Path(tempfile.mkdtemp()) / "index.html"
+    >>> _ = stub.write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />')
+    >>> redirect_target(stub)
+    'book/intro.html'
+    """
+    match = _REFRESH.search(page.read_text(errors="replace")[:4096])
+    return match.group(1).strip() if match else None
 
 
 def find_chromium() -> str:
@@ -76,6 +97,12 @@ def check_site(html_dir: str | Path, screenshot_dir: str | Path, timeout_ms: int
             browser = pw.chromium.launch(executable_path=find_chromium(), args=_CHROMIUM_FLAGS)
             for name in pages:
                 report = PageReport(page=name)
+                target = redirect_target(html_dir / name)
+                if target is not None:
+                    report.redirect_to = target
+                    report.redirect_found = (html_dir / name).parent.joinpath(target.split("#")[0]).is_file()
+                    reports.append(report)
+                    continue
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.on("pageerror", lambda exc, r=report: r.js_errors.append(str(exc)))
                 page.goto(base + name, wait_until="load")
