@@ -67,7 +67,7 @@ from distinv.bench import figures
 from distinv.bench.__main__ import resolve_config_path
 from distinv.bench.explorer import ResultsExplorer
 from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, overlap_sweeps, prior_table,
-                                        tradeoff_sentences)
+                                        source_caption, styled_table, tradeoff_sentences)
 from distinv.bench.runner import run_config
 from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
                                    load_published_scaling, published_conditions)
@@ -234,16 +234,21 @@ for source, part in denoise.groupby("source"):
 # network, deepinv's `DistributedProcessing` (crop-assign) and distinv's `TiledDenoiser` (smooth
 # blending), in one run per JSON file of `results/prior/` (commands in the README). *Agreement* is
 # the PSNR of the tiled output against the untiled one; the *work multiplier* is the number of pixels
-# the network processes over the number in the image; *network s* is the time inside the network on
-# the slowest rank, the rest of the median is the tiler's own overhead.
+# the network processes over the number in the image; the *tiler overhead* is the median time minus
+# the time spent inside the network on the slowest rank (window copies, blending, communication).
 
 # %%
 prior_runs = load_prior_runs(prior_dir)
-prior_table(prior_runs) if len(prior_runs) else Markdown(f"No benchmark file in `{prior_dir}` yet.")
+if prior_runs.empty:
+    display(Markdown(f"No benchmark file in `{prior_dir}` yet."))
+for source, rows in prior_runs.groupby("source", sort=False):
+    display(Markdown(source_caption(rows)))
+    display(styled_table(prior_table(rows)))
 
 # %% [markdown]
-# *Table. Every row of the tiled-prior benchmark files (source = file name; model `small`: random
-# DRUNet weights, for timing; `shipped`: the trained prior, for agreement).*
+# *Tables. Every row of the tiled-prior benchmark files, one table per file (model `small`: random
+# DRUNet weights, for timing; `shipped`: the trained prior, for agreement; an empty agreement means
+# exact; the regions are the border band, the tile seams and the rest, each `overlap` wide).*
 #
 # A larger overlap buys agreement with work. The runs with several overlaps show the trade-off of
 # each tiler; the sentence below finds, for deepinv at overlap 32, the fastest distinv setting that

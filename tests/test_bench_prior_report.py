@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
-                                        prior_table, tradeoff_sentences)
+                                        prior_table, source_caption, styled_table,
+                                        tradeoff_sentences)
 
 
 def _row(impl, overlap, median, agreement, ranks=2):
@@ -40,7 +41,10 @@ def test_loads_single_and_gathered_files_and_compares_at_equal_agreement(tmp_pat
     assert cheapest_at_least_as_good(sweep, "deepinv", 64).empty
     figure = agreement_cost_figure(sweep)
     assert sorted(trace.name for trace in figure.data) == ["deepinv", "distinv"]
-    assert prior_table(runs).shape == (7, 9)
+    table = prior_table(runs[runs["source"] == "sweep"])
+    assert table.shape[0] == 6 and "border (dB)" in table and "elsewhere (dB)" not in table and table["overlap"].tolist()[0] == "–"
+    assert table["size"].tolist()[0] == "256²" and "–" in styled_table(table).to_html()
+    assert "network s" not in table and "`sweep`: shipped model" in source_caption(runs[runs["source"] == "sweep"])
     regions = runs[(runs["impl"] == "deepinv") & (runs["overlap"] == 32)][["border_db", "seams_db", "elsewhere_db"]]
     assert regions.iloc[0].tolist()[:2] == [49.0, 69.0] and pd.isna(regions.iloc[0]["elsewhere_db"])
     (key, rows), = overlap_sweeps(runs)  # the gathered file has one overlap only: no sweep

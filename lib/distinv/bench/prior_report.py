@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-__all__ = ["load_prior_runs", "prior_table", "overlap_sweeps", "agreement_cost_figure", "cheapest_at_least_as_good",
+__all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "overlap_sweeps", "agreement_cost_figure", "cheapest_at_least_as_good",
            "tradeoff_sentences"]
 
 _MIB = 2 ** 20
@@ -78,13 +78,36 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
 
 
 def prior_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The rows as the book shows them: rounded, indexed by source and case."""
-    columns = {"median_s": "median s", "network_s": "network s", "overhead_s": "tiler overhead s",
-               "work_multiplier": "work multiplier", "peak_mib": "peak MiB / rank",
-               "agreement_psnr_db": "agreement with untiled (dB)", "border_db": "border (dB)",
-               "seams_db": "seams (dB)", "elsewhere_db": "elsewhere (dB)"}
-    table = runs.set_index(["source", "model", "size", "ranks", "impl", "overlap"])[list(columns)]
-    return table.rename(columns=columns).round(3)
+    """The rows of one benchmark file as the book shows them: one row per case, rounded, columns that
+    hold no value left out (e.g. the regions of files recorded before they were measured).
+
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
+    """
+    columns = {"size": "size", "ranks": "ranks", "impl": "tiler", "overlap": "overlap", "median_s": "median s",
+               "overhead_s": "tiler overhead s", "work_multiplier": "work multiplier", "peak_mib": "peak MiB / rank",
+               "agreement_psnr_db": "agreement (dB)", "border_db": "border (dB)", "seams_db": "seams (dB)",
+               "elsewhere_db": "elsewhere (dB)"}
+    table = runs[list(columns)].rename(columns=columns).dropna(axis=1, how="all")
+    table["size"] = table["size"].map(lambda n: f"{n}²")
+    table["overlap"] = table["overlap"].map(lambda v: "–" if v is None or v != v else str(v))
+    return table.round(TABLE_DECIMALS).reset_index(drop=True)
+
+
+#: Decimals of each number column of :func:`prior_table` (also its display format in the book).
+TABLE_DECIMALS = {"median s": 3, "tiler overhead s": 3, "work multiplier": 3, "peak MiB / rank": 0,
+                  "agreement (dB)": 1, "border (dB)": 1, "seams (dB)": 1, "elsewhere (dB)": 1}
+
+
+def styled_table(table: pd.DataFrame):
+    """:func:`prior_table` for display: no index, each column with its decimals, empty cells as dashes."""
+    formats = {column: f"{{:.{decimals}f}}" for column, decimals in TABLE_DECIMALS.items() if column in table}
+    return table.style.hide(axis="index").format(formats, na_rep="–")
+
+
+def source_caption(runs: pd.DataFrame) -> str:
+    """``"file: model, device, date"`` for the rows of one benchmark file."""
+    first = runs.iloc[0]
+    return f"`{first['source']}`: {first['model']} model, {first['device']}, {first['date'] or 'undated'}"
 
 
 def _numeric_overlaps(runs: pd.DataFrame) -> pd.DataFrame:
