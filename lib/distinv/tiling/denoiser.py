@@ -148,6 +148,7 @@ class TiledDenoiser(Denoiser):
         out = extended.new_zeros(extended.shape)
         tiles = grid.tiles(grid.first_axis_rows(layout)[rank])
         self._run(extended, out, grid, tiles, sigma, kwargs, row_offset=layout.start(rank) - before[rank])
+        del extended  # one slab less at the peak: the accumulated output is allocated next
         return halo_accumulate(out, before, after, dim=2, mode="none", layout=layout, site="tiling.accumulate")
 
     # ----------------------------------------------------------------------- tiles
