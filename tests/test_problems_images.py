@@ -120,3 +120,23 @@ def test_bad_types_and_factory_kwargs():
         physics_factory(0, torch.device("cpu"), None)
     with pytest.raises(ValueError, match=r"index must be an integer in \[0, 2\], got 3"):
         DeblurringConfig(**SMALL).kernel(3)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("downsample", [1, 2])
+def test_circular_fft_operator_equals_deepinv_blur(channels, downsample):
+    """The circular case uses BlurFFT (kernel transform kept): the same operator as Blur(padding='circular')."""
+    from deepinv.physics import Blur, BlurFFT
+
+    config = DeblurringConfig(size=48, K=3, channels=channels, downsample=downsample, blur_sigma=(2.0, 0.6))
+    for k in range(config.K):
+        fast = make_physics(k, config)
+        blur = fast if downsample == 1 else fast.physics_list[0]  # applied first
+        assert isinstance(blur, BlurFFT)
+        reference = Blur(filter=config.kernel(k), padding="circular", use_fft=True)
+        if downsample > 1:
+            reference = fast.physics_list[-1] * reference
+        x = torch.rand(2, channels, 48, 48, generator=torch.Generator().manual_seed(k))
+        y = fast.A(x)
+        assert torch.allclose(y, reference.A(x), atol=1e-6)
+        assert torch.allclose(fast.A_adjoint(y), reference.A_adjoint(y), atol=1e-6)
