@@ -67,7 +67,7 @@ from distinv.bench import figures
 from distinv.bench.__main__ import resolve_config_path
 from distinv.bench.explorer import ResultsExplorer
 from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, overlap_sweeps, prior_table,
-                                        source_caption, styled_table, tradeoff_sentences)
+                                        region_sentence, source_caption, styled_table, tradeoff_sentences)
 from distinv.bench.runner import run_config
 from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
                                    load_published_scaling, published_conditions)
@@ -251,13 +251,16 @@ for source, rows in prior_runs.groupby("source", sort=False):
 # exact; the regions are the border band, the tile seams and the rest, each `overlap` wide).*
 #
 # A larger overlap buys agreement with work. The runs with several overlaps show the trade-off of
-# each tiler; the sentence below finds, for deepinv at overlap 32, the fastest distinv setting that
-# agrees at least as well.
+# each tiler; the sentences below find, for deepinv at overlap 32, the fastest distinv setting that
+# agrees at least as well, and the region of the image (border band, tile seams, elsewhere) where
+# the tilers differ: tiles cut at the signal border see what the untiled network sees, reflect-padded
+# ones do not, and smooth blending only changes the seams.
 
 # %%
 for (source, size, ranks), sweep in overlap_sweeps(prior_runs):
     agreement_cost_figure(sweep, title=f"{source}: {size}², {ranks} ranks").show()
     display(Markdown(" ".join(tradeoff_sentences(sweep, "deepinv", 32)) or "No tiler matches deepinv's agreement."))
+    display(Markdown(region_sentence(sweep, 32)))
 
 # %% [markdown]
 # ## Explore

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
-                                        prior_table, source_caption, styled_table,
-                                        tradeoff_sentences)
+                                        prior_table, region_sentence, source_caption,
+                                        styled_table, tradeoff_sentences)
 
 
 def _row(impl, overlap, median, agreement, ranks=2):
@@ -49,6 +49,16 @@ def test_loads_single_and_gathered_files_and_compares_at_equal_agreement(tmp_pat
     assert regions.iloc[0].tolist()[:2] == [49.0, 69.0] and pd.isna(regions.iloc[0]["elsewhere_db"])
     (key, rows), = overlap_sweeps(runs)  # the gathered file has one overlap only: no sweep
     assert key == ("sweep", 256, 2) and "untiled" in set(rows["impl"])
+    rows = rows.copy()
+    rows = pd.concat([rows, rows[rows["impl"] == "distinv"].assign(impl="distinv-crop", median_s=2.95)], ignore_index=True)
+    regions = {"distinv": [73.5, 66.3], "distinv-crop": [73.5, 65.7], "deepinv": [50.1, 65.6]}
+    for impl, values in regions.items():
+        rows.loc[(rows["impl"] == impl) & (rows["overlap"] == 32), ["border_db", "seams_db"]] = values
+    text = region_sentence(rows, 32)
+    assert "smooth blending against crop-assign: +0.0 dB in the border band, +0.6 dB at the seams." in text
+    assert "reflect-padded there): +23.4 dB in the border band, +0.1 dB at the seams." in text
+    assert region_sentence(rows, 64) == ""
+    rows = rows[rows["impl"] != "distinv-crop"]
     (sentence,) = tradeoff_sentences(rows)
     assert "distinv at overlap 16" in sentence and "1.36× faster" in sentence
 

@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-__all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "overlap_sweeps", "agreement_cost_figure", "cheapest_at_least_as_good",
+__all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "region_sentence", "overlap_sweeps", "agreement_cost_figure", "cheapest_at_least_as_good",
            "tradeoff_sentences"]
 
 _MIB = 2 ** 20
@@ -188,3 +188,30 @@ def tradeoff_sentences(runs: pd.DataFrame, reference_impl: str = "deepinv", refe
         f"{ref['work_multiplier'] / row['work_multiplier']:.2f}× less work)."
         for _, row in best.iterrows()
     ]
+
+
+def region_sentence(runs: pd.DataFrame, overlap: int = 32) -> str:
+    """What separates the tilers of one sweep at ``overlap``, region by region (border band, seams,
+    elsewhere): smooth blending against crop-assign on the same tiles (``distinv`` vs ``distinv-crop``),
+    and distinv's tiles against deepinv's under the same crop rule (``distinv-crop`` vs ``deepinv``).
+
+    :param pandas.DataFrame runs: rows of one sweep (see :func:`overlap_sweeps`).
+    :param int overlap: the overlap compared.
+    """
+    rows = _numeric_overlaps(runs)
+    rows = rows[rows["overlap"] == overlap].set_index("impl")
+
+    def gains(better: str, worse: str) -> str:
+        parts = [f"{rows.loc[better, f'{r}_db'] - rows.loc[worse, f'{r}_db']:+.1f} dB {label}"
+                 for r, label in zip(REGIONS, ("in the border band", "at the seams", "elsewhere"))
+                 if pd.notna(rows.loc[better, f"{r}_db"]) and pd.notna(rows.loc[worse, f"{r}_db"])]
+        return ", ".join(parts)
+
+    sentences = []
+    if {"distinv", "distinv-crop"} <= set(rows.index) and gains("distinv", "distinv-crop"):
+        sentences.append(f"At overlap {overlap}, on the same tiles, smooth blending against crop-assign: "
+                         f"{gains('distinv', 'distinv-crop')}.")
+    if {"distinv-crop", "deepinv"} <= set(rows.index) and gains("distinv-crop", "deepinv"):
+        sentences.append(f"Under the same crop rule, distinv's tiles (cut at the signal border) against deepinv's "
+                         f"(reflect-padded there): {gains('distinv-crop', 'deepinv')}.")
+    return " ".join(sentences)
