@@ -31,7 +31,7 @@ from distinv.distributed.halo import halo_accumulate, halo_exchange
 from distinv.distributed.sharding import SlabLayout
 from distinv.tiling.config import TilingConfig
 from distinv.tiling.geometry import TileGrid
-from distinv.tiling.windows import axis_weights, reflect_pad_end
+from distinv.tiling.windows import reflect_pad_end, window_weight
 
 __all__ = ["TiledDenoiser"]
 
@@ -93,7 +93,6 @@ class TiledDenoiser(Denoiser):
             raise TypeError(f"config must be a TilingConfig, got {type(config).__name__}")
         self.denoiser = denoiser
         self.config = config
-        self._weights_on_device: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     # ----------------------------------------------------------------------- geometry
 
@@ -220,20 +219,9 @@ class TiledDenoiser(Denoiser):
         weight = None
         overlaps = self.config.axis_values("overlap", len(grid.axes))
         for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
-            w = self._axis_weight(tiles, i, self.config.ramp_half_width(overlaps[axis]), out.device, out.dtype)
+            w = window_weight(tiles, i, self.config.ramp_half_width(overlaps[axis]), out.device, out.dtype)
             shape = [1] * len(grid.axes)
             shape[axis] = w.numel()
             w = w.view(shape)
             weight = w if weight is None else weight * w
         out[tuple(target)] += piece * weight
-
-    def _axis_weight(self, tiles, i: int, half_width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """Tile ``i``'s 1D smooth weight over its window, kept on ``device`` (no host copy per call)."""
-        key = (tiles, i, half_width, device, dtype)
-        cache = self._weights_on_device
-        if key not in cache:
-            length = tiles.windows[i][1] - tiles.windows[i][0]
-            cache[key] = axis_weights(tiles, "smooth", half_width)[i][:length].to(device=device, dtype=dtype)
-            if len(cache) > 4096:
-                cache.popitem(last=False)
-        return cache[key]

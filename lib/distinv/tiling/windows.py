@@ -33,7 +33,7 @@ import torch
 from distinv.distributed.halo import source_row
 from distinv.tiling.geometry import AxisTiles
 
-__all__ = ["axis_weights", "reflect_pad_end"]
+__all__ = ["axis_weights", "window_weight", "reflect_pad_end"]
 
 
 def _ramp(positions: torch.Tensor, boundary: int, half_width: int) -> torch.Tensor:
@@ -71,6 +71,21 @@ def axis_weights(axis: AxisTiles, blend: str, half_width: int) -> tuple[torch.Te
         normalised = weight / total[w_start:w_stop]
         weights.append(torch.cat([normalised, normalised.new_zeros(pad)]))
     return tuple(weights)
+
+
+@lru_cache(maxsize=4096)
+def window_weight(axis: AxisTiles, i: int, half_width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Tile ``i``'s smooth weight over its window (no padding), on ``device``: one host-to-device copy per
+    tile, not one per call.
+
+    :param AxisTiles axis: the axis's tiles.
+    :param int i: the tile.
+    :param int half_width: ramp half-width (see :func:`axis_weights`).
+    :param torch.device device: where the weight is used.
+    :param torch.dtype dtype: its dtype.
+    """
+    start, stop = axis.windows[i]
+    return axis_weights(axis, "smooth", half_width)[i][:stop - start].to(device=device, dtype=dtype)
 
 
 def reflect_pad_end(t: torch.Tensor, dim: int, pad: int) -> torch.Tensor:
