@@ -108,10 +108,24 @@ def test_bfloat16_autocast_and_channels_last():
     reference = net(x, 0.1)
     last = TiledDenoiser(net, TilingConfig(**{**base.__dict__, "channels_last": True}))(x, 0.1)
     torch.testing.assert_close(last, reference, rtol=1e-5, atol=1e-5)
+    weights = [p for p in net.parameters() if p.ndim == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                           for p in weights)  # the network itself runs channels-last, not only its input
     low = TiledDenoiser(net, TilingConfig(**{**base.__dict__, "autocast_dtype": torch.bfloat16}))(x, 0.1)
     assert low.dtype == torch.float32
     error = (low - reference).abs().max().item()
     assert 0 < error < 0.05 * reference.abs().max().item()
+
+
+def test_channels_last_3d_network():
+    shape = (1, 2, 21, 18, 19)
+    net = ThreeConvNet(channels=2, dim=3)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(4))
+    reference = net(x, 0.1)
+    config = TilingConfig(patch=8, overlap=3, blend="crop", exact=True, align=1, channels_last=True)
+    torch.testing.assert_close(TiledDenoiser(net, config)(x, 0.1), reference, rtol=1e-5, atol=1e-5)
+    weights = [p for p in net.parameters() if p.ndim == 5]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
 
 
 @pytest.mark.parametrize("blend, exact", [("crop", True), ("smooth", False)])

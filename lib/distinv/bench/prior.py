@@ -70,7 +70,8 @@ class PriorCase:
     :param str device: ``"cpu"`` or ``"cuda"``.
     :param int repeats: timed runs.
     :param int warmup: untimed runs first.
-    :param bool channels_last: channels-last windows (distinv) / input (untiled).
+    :param bool channels_last: the network stored channels-last, for every implementation, and fed
+        channels-last windows (distinv) or input (untiled); deepinv's tiles follow the weights' layout.
     :param int seed: weights and signal seed.
     """
 
@@ -107,6 +108,10 @@ def build_model(case: PriorCase, device: torch.device) -> torch.nn.Module:
     else:
         model = DRUNet(in_channels=case.channels, out_channels=case.channels, pretrained=None)
     model = model.to(device).eval()
+    if case.channels_last:  # every implementation runs the same channels-last network
+        from distinv.tiling import to_channels_last
+
+        to_channels_last(model)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model

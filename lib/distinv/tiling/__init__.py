@@ -6,7 +6,7 @@
 """
 
 from distinv.tiling.config import BLENDS, LAYOUTS, TilingConfig
-from distinv.tiling.denoiser import TiledDenoiser
+from distinv.tiling.denoiser import TiledDenoiser, to_channels_last
 from distinv.tiling.geometry import AxisTiles, TileGrid
 
-__all__ = ["TilingConfig", "TiledDenoiser", "TileGrid", "AxisTiles", "BLENDS", "LAYOUTS"]
+__all__ = ["TilingConfig", "TiledDenoiser", "TileGrid", "AxisTiles", "BLENDS", "LAYOUTS", "to_channels_last"]

