@@ -6,7 +6,7 @@ import torch
 
 import distinv
 from distinv.distributed import comm
-from distinv.distributed.halo import HaloPlan, halo_accumulate, halo_exchange, source_row
+from distinv.distributed.halo import HaloPlan, add_halo_rows, halo_accumulate, halo_exchange, halo_rows, source_row
 from distinv.distributed.sharding import SlabLayout
 
 NUMPY_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap", "zeros": "constant"}
@@ -47,7 +47,13 @@ def halo_cases_rank(cases):
             extended = halo_exchange(local, before, after, dim=dim, mode=mode, layout=layout)
             y = _global(extended.shape, 1000 + 10 * index + rank)
             back = halo_accumulate(y, before, after, dim=dim, mode=mode, layout=layout)
-            results.append((extended, y, back))
+            # the same through the halo rows alone (no extended copy of the slab)
+            head, tail = halo_rows(local, before, after, dim=dim, mode=mode, layout=layout)
+            offset, length = head.shape[dim], local.shape[dim]
+            y_own = y.narrow(dim, offset, length).clone()
+            back_from_rows = add_halo_rows(y_own, y.narrow(dim, 0, offset), y.narrow(dim, offset + length, tail.shape[dim]),
+                                           before, after, dim=dim, mode=mode, layout=layout)
+            results.append((extended, y, back, torch.cat([head, local, tail], dim), back_from_rows))
         sites = {row["site"] for row in ledger.report() if row["bytes"] > 0}
     gathered = [results]
     if world_size > 1:
@@ -93,6 +99,10 @@ def test_exchange_and_adjoint_match_single_process(nprocs):
         total.backward()
         back = torch.cat([gathered[rank][index][2] for rank in range(nprocs)], dim=dim)
         torch.testing.assert_close(back, x.grad, rtol=1e-12, atol=1e-12, msg=f"adjoint case {index}")
+        for rank in range(nprocs):  # halo rows alone: the same rows, the same sums
+            extended, _, back, from_rows, back_from_rows = gathered[rank][index]
+            torch.testing.assert_close(from_rows, extended, rtol=0, atol=0, msg=f"halo rows case {index}")
+            torch.testing.assert_close(back_from_rows, back, rtol=0, atol=0, msg=f"add halo rows case {index}")
     if nprocs > 1:
         assert {"halo.exchange", "halo.accumulate"} <= sites
 
@@ -133,6 +143,20 @@ def autograd_rank():
     probe = _global(back.shape, 70 + rank)
     (back * probe).sum().backward()
     torch.testing.assert_close(ext.grad, halo_exchange(probe, 2, 3, layout=layout, mode="reflect"), rtol=0, atol=0)
+    # the halo rows alone: backward of halo_rows is add_halo_rows, and the reverse
+    local.grad = None
+    head, tail = halo_rows(local, 2, 3, layout=layout, mode="reflect")
+    offset, length = head.shape[2], local.shape[2]
+    w_head, w_tail = weight.narrow(2, 0, offset), weight.narrow(2, offset + length, tail.shape[2])
+    ((head * w_head).sum() + (tail * w_tail).sum()).backward()
+    expected_rows = add_halo_rows(torch.zeros_like(local.detach()), w_head, w_tail, 2, 3, layout=layout)
+    torch.testing.assert_close(local.grad, expected_rows, rtol=0, atol=0)
+    parts = [t.clone().requires_grad_(True) for t in (weight.narrow(2, offset, length), w_head, w_tail)]
+    summed = add_halo_rows(parts[0] * 1, parts[1], parts[2], 2, 3, layout=layout)
+    (summed * probe).sum().backward()
+    probe_head, probe_tail = halo_rows(probe, 2, 3, layout=layout)
+    for part, expected_grad in zip(parts, (probe, probe_head, probe_tail)):
+        torch.testing.assert_close(part.grad, expected_grad, rtol=0, atol=0)
     # the default layout (gathered from slab lengths) is the same as the explicit one
     torch.testing.assert_close(halo_exchange(local.detach(), 2, 3), extended.detach(), rtol=0, atol=0)
     return True
@@ -176,6 +200,8 @@ def test_bad_arguments_raise_clear_errors():
         halo_exchange(x, 1, 1, dim=4)
     with pytest.raises(ValueError, match="mismatched shard shapes: extended slab has 4 rows"):
         halo_accumulate(x, 1, 1, layout=SlabLayout(((0, 4),)))
+    with pytest.raises(ValueError, match=r"mismatched shard shapes: tail has shape \(1, 1, 2, 4\), expected \(1, 1, 1, 4\)"):
+        add_halo_rows(x, torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 2, 4), 1, 1)
     with pytest.raises(ValueError, match="needs the layout"):
         halo_accumulate(x, 1, 1, mode="none")
     with pytest.raises(TypeError, match="layout must be a SlabLayout"):

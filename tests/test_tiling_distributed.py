@@ -7,7 +7,7 @@ import torch
 
 import distinv
 from distinv.distributed import comm
-from distinv.distributed.sharding import gather_slabs, slab_bounds
+from distinv.distributed.sharding import SlabLayout, gather_slabs, slab_bounds
 from distinv.tiling import TiledDenoiser, TilingConfig
 from nets import DownUpNet, ThreeConvNet
 
@@ -67,14 +67,18 @@ def test_distributed_equals_single_process_in_both_layouts(nprocs):
 
 
 GRAD_SHAPE = (1, 2, 70, 58)
-GRAD_CONFIG = TilingConfig(patch=24, overlap=6, align=2)
+GRAD_CONFIGS = (
+    TilingConfig(patch=24, overlap=6, align=2),
+    # 2 tiles: on 3 ranks one rank has no tile (replicated), and one holds no tile's core centre (sharded)
+    TilingConfig(patch=(48, 64), overlap=6, align=2),
+)
 
 
 def gradient_rank():
     """Gradients wrt the signal and the parameters, replicated and sharded, summed over ranks."""
     rank, world_size = comm.world()
     results = []
-    for config in (GRAD_CONFIG, _sharded(GRAD_CONFIG)):
+    for config in [c for base in GRAD_CONFIGS for c in (base, _sharded(base))]:
         net = _net("three", GRAD_SHAPE)
         x, probe = _signal(GRAD_SHAPE), _signal(GRAD_SHAPE, 9)
         if config.layout == "sharded":
@@ -83,7 +87,9 @@ def gradient_rank():
         x.requires_grad_(True)
         (TiledDenoiser(net, config)(x, SIGMA) * probe).sum().backward()
         grad_x = x.grad if config.layout == "replicated" else gather_slabs(x.grad, dst=None)
-        grads = [comm.all_reduce(p.grad.clone(), site="test") for p in net.parameters()]
+        # a rank without tiles never calls the network: its share of the parameters' gradient is zero
+        grads = [comm.all_reduce(torch.zeros_like(p) if p.grad is None else p.grad.clone(), site="test")
+                 for p in net.parameters()]
         results.append([grad_x] + grads)
     return results
 
@@ -91,13 +97,20 @@ def gradient_rank():
 @pytest.mark.parametrize("nprocs", [2, 3])
 def test_backward_equals_single_process_gradient(nprocs):
     results = distinv.launch(gradient_rank, nprocs=nprocs, timeout=120)
-    net = _net("three", GRAD_SHAPE)
-    x = _signal(GRAD_SHAPE).requires_grad_(True)
-    (TiledDenoiser(net, GRAD_CONFIG)(x, SIGMA) * _signal(GRAD_SHAPE, 9)).sum().backward()
-    expected = [x.grad] + [p.grad for p in net.parameters()]
-    for layout, grads in zip(("replicated", "sharded"), results):
-        for got, want in zip(grads, expected):
-            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=layout)
+    expected = {}
+    for base in GRAD_CONFIGS:
+        net = _net("three", GRAD_SHAPE)
+        x = _signal(GRAD_SHAPE).requires_grad_(True)
+        (TiledDenoiser(net, base)(x, SIGMA) * _signal(GRAD_SHAPE, 9)).sum().backward()
+        expected[base] = [x.grad] + [p.grad for p in net.parameters()]
+    configs = [c for base in GRAD_CONFIGS for c in ((base, "replicated"), (base, "sharded"))]
+    for index, (base, layout) in enumerate(configs):
+        for got, want in zip(results[index], expected[base]):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=f"{layout} {base.patch}")
+    grid = TiledDenoiser(lambda x, s: x, GRAD_CONFIGS[1]).grid(GRAD_SHAPE)
+    if nprocs == 3:  # the second config leaves a rank without tiles, in both layouts
+        assert min(len(tiles) for tiles in grid.split_replicated(3)) == 0
+        assert min(len(rows) for rows in grid.first_axis_rows(SlabLayout.balanced(GRAD_SHAPE[2], 3))) == 0
 
 
 def mismatched_shards_rank():

@@ -37,7 +37,7 @@ import torch
 from distinv.distributed import comm
 from distinv.distributed.sharding import SlabLayout, check_dim, p2p_batch
 
-__all__ = ["PADDING_MODES", "HaloPlan", "halo_exchange", "halo_accumulate", "source_row"]
+__all__ = ["PADDING_MODES", "HaloPlan", "halo_exchange", "halo_accumulate", "halo_rows", "add_halo_rows", "source_row"]
 
 PADDING_MODES = ("reflect", "replicate", "zeros", "circular", "none")
 
@@ -197,37 +197,76 @@ def _with_length(t: torch.Tensor, dim: int, length: int) -> list[int]:
     return shape
 
 
-def _exchange(local: torch.Tensor, plan: HaloPlan, rank: int, dim: int, site: str) -> torch.Tensor:
-    extended = local.new_empty(_with_length(local, dim, plan.extended_length(rank)))
-    extended.narrow(dim, plan.offset(rank), local.shape[dim]).copy_(local)
-    for row in plan.zero_rows[rank]:
-        extended.select(dim, row).zero_()
+@dataclass(frozen=True)
+class _Halos:
+    """The halo rows of a rank's extended slab, held apart from its own rows: ``head`` (extended rows
+    ``[0, offset)``) and ``tail`` (rows ``[offset + length, ...)``), views of one extended tensor or
+    tensors of their own."""
+
+    head: torch.Tensor
+    tail: torch.Tensor
+    offset: int
+    length: int
+    dim: int
+
+    @classmethod
+    def of_extended(cls, extended: torch.Tensor, plan: HaloPlan, rank: int, dim: int) -> "_Halos":
+        offset, length = plan.offset(rank), plan.layout.length(rank)
+        tail = extended.narrow(dim, offset + length, plan.extended_length(rank) - offset - length)
+        return cls(extended.narrow(dim, 0, offset), tail, offset, length, dim)
+
+    def _pieces(self, rows: Sequence[int]):
+        """``(part, positions in rows, rows of part)`` for the head and the tail (halo rows only, ascending)."""
+        end = self.offset + self.length
+        for part, pairs in ((self.head, [(k, r) for k, r in enumerate(rows) if r < self.offset]),
+                            (self.tail, [(k, r - end) for k, r in enumerate(rows) if r >= end])):
+            if pairs:
+                positions, part_rows = zip(*pairs)
+                yield part, _Rows(positions), _Rows(part_rows)
+
+    def select(self, rows: Sequence[int]) -> torch.Tensor:
+        pieces = [part_rows.select(part, self.dim) for part, _, part_rows in self._pieces(rows)]
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, self.dim)
+
+    def put(self, rows: Sequence[int], value: torch.Tensor, add: bool) -> None:
+        for part, positions, part_rows in self._pieces(rows):
+            part_rows.put(part, self.dim, positions.select(value, self.dim), add)
+
+    def zero(self, rows: Sequence[int]) -> None:
+        for part, _, part_rows in self._pieces(rows):
+            for row in part_rows.rows:
+                part.select(self.dim, row).zero_()
+
+
+def _fill_halos(local: torch.Tensor, halos: _Halos, plan: HaloPlan, rank: int, site: str) -> None:
+    """Write the rows ``plan`` gives this rank's halos, from their owners' slabs."""
+    dim = halos.dim
+    halos.zero(plan.zero_rows[rank])
     sends, recvs, placements = [], [], []
     for (src, dst), (src_rows, dst_rows) in plan.transfers.items():
         if src == rank and dst == rank:
-            _Rows(dst_rows).put(extended, dim, _Rows(src_rows).select(local, dim), add=False)
+            halos.put(dst_rows, _Rows(src_rows).select(local, dim), add=False)
         elif src == rank:
             sends.append((_Rows(src_rows).select(local, dim).contiguous(), dst))
         elif dst == rank:
             buffer = local.new_empty(_with_length(local, dim, len(dst_rows)))
             recvs.append((buffer, src))
-            placements.append((_Rows(dst_rows), buffer))
+            placements.append((dst_rows, buffer))
     p2p_batch(sends, recvs, site=site)
     for rows, buffer in placements:
-        rows.put(extended, dim, buffer, add=False)
-    return extended
+        halos.put(rows, buffer, add=False)
 
 
-def _accumulate(extended: torch.Tensor, plan: HaloPlan, rank: int, dim: int, site: str) -> torch.Tensor:
-    length = plan.layout.length(rank)
-    local = extended.narrow(dim, plan.offset(rank), length).clone()
+def _add_halos(local: torch.Tensor, halos: _Halos, plan: HaloPlan, rank: int, site: str) -> None:
+    """Adjoint of :func:`_fill_halos`: add every halo row into the slab that owns it (``local`` in place)."""
+    dim = halos.dim
     sends, recvs, placements = [], [], []
     for (src, dst), (src_rows, dst_rows) in plan.transfers.items():
-        # adjoint: data flows back from dst (the extended slab) to src (the owner)
+        # adjoint: data flows back from dst (the halo) to src (the owner)
         if src == rank and dst == rank:
-            _Rows(src_rows).put(local, dim, _Rows(dst_rows).select(extended, dim), add=True)
+            _Rows(src_rows).put(local, dim, halos.select(dst_rows), add=True)
         elif dst == rank:
-            sends.append((_Rows(dst_rows).select(extended, dim).contiguous(), src))
+            sends.append((halos.select(dst_rows).contiguous(), src))
         elif src == rank:
             buffer = local.new_empty(_with_length(local, dim, len(src_rows)))
             recvs.append((buffer, dst))
@@ -235,7 +274,27 @@ def _accumulate(extended: torch.Tensor, plan: HaloPlan, rank: int, dim: int, sit
     p2p_batch(sends, recvs, site=site)
     for rows, buffer in placements:
         rows.put(local, dim, buffer, add=True)
+
+
+def _exchange(local: torch.Tensor, plan: HaloPlan, rank: int, dim: int, site: str) -> torch.Tensor:
+    extended = local.new_empty(_with_length(local, dim, plan.extended_length(rank)))
+    extended.narrow(dim, plan.offset(rank), local.shape[dim]).copy_(local)
+    _fill_halos(local, _Halos.of_extended(extended, plan, rank, dim), plan, rank, site)
+    return extended
+
+
+def _accumulate(extended: torch.Tensor, plan: HaloPlan, rank: int, dim: int, site: str) -> torch.Tensor:
+    local = extended.narrow(dim, plan.offset(rank), plan.layout.length(rank)).clone()
+    _add_halos(local, _Halos.of_extended(extended, plan, rank, dim), plan, rank, site)
     return local
+
+
+def _halo_parts(local: torch.Tensor, plan: HaloPlan, rank: int, dim: int, site: str) -> tuple[torch.Tensor, torch.Tensor]:
+    offset, length = plan.offset(rank), local.shape[dim]
+    head = local.new_empty(_with_length(local, dim, offset))
+    tail = local.new_empty(_with_length(local, dim, plan.extended_length(rank) - offset - length))
+    _fill_halos(local, _Halos(head, tail, offset, length, dim), plan, rank, site)
+    return head, tail
 
 
 class _HaloExchange(torch.autograd.Function):
@@ -258,6 +317,35 @@ class _HaloAccumulate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return _exchange(grad.contiguous(), ctx.plan, ctx.rank, ctx.dim, "halo.exchange"), None, None, None, None
+
+
+class _HaloRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, local, plan, rank, dim, site):
+        ctx.plan, ctx.rank, ctx.dim, ctx.shape = plan, rank, dim, local.shape
+        return _halo_parts(local, plan, rank, dim, site)
+
+    @staticmethod
+    def backward(ctx, grad_head, grad_tail):
+        grad = grad_head.new_zeros(ctx.shape)
+        halos = _Halos(grad_head.contiguous(), grad_tail.contiguous(), ctx.plan.offset(ctx.rank), ctx.shape[ctx.dim],
+                       ctx.dim)
+        _add_halos(grad, halos, ctx.plan, ctx.rank, "halo.accumulate")
+        return grad, None, None, None, None
+
+
+class _AddHaloRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, local, head, tail, plan, rank, dim, site):
+        ctx.plan, ctx.rank, ctx.dim = plan, rank, dim
+        ctx.mark_dirty(local)
+        _add_halos(local, _Halos(head, tail, plan.offset(rank), local.shape[dim], dim), plan, rank, site)
+        return local
+
+    @staticmethod
+    def backward(ctx, grad):
+        head, tail = _halo_parts(grad.contiguous(), ctx.plan, ctx.rank, ctx.dim, "halo.exchange")
+        return grad, head, tail, None, None, None, None
 
 
 # --------------------------------------------------------------------------- public API
@@ -361,3 +449,84 @@ def halo_accumulate(
             f"after={plan.after[rank]}, mode={mode!r})"
         )
     return _HaloAccumulate.apply(extended, plan, rank, dim, site)
+
+
+def halo_rows(
+    local: torch.Tensor,
+    before: int | Sequence[int],
+    after: int | Sequence[int],
+    *,
+    dim: int = 2,
+    mode: str = "reflect",
+    layout: SlabLayout | None = None,
+    site: str = "halo.exchange",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The halo rows of :func:`halo_exchange` alone, without a copy of the slab (collective).
+
+    For code that reads windows across the slab and its halos (the sharded tiled prior): a rank then
+    holds its slab plus the halos, not a second, extended copy of the slab.
+
+    :param torch.Tensor local: this rank's slab.
+    :param before: rows before the slab (see :func:`halo_exchange`).
+    :param after: rows after the slab.
+    :param int dim: the split axis.
+    :param str mode: padding at the global borders, one of :data:`PADDING_MODES`.
+    :param SlabLayout layout: every rank's slab bounds (``None``: gathered).
+    :param str site: accounting site.
+    :return: ``(head, tail)``, the rows before and after the slab: ``torch.cat([head, local, tail], dim)``
+        is the extended slab.
+
+    >>> head, tail = halo_rows(torch.arange(4.).view(1, 1, 4), 2, 1, mode="reflect")
+    >>> head.flatten().tolist(), tail.flatten().tolist()
+    ([2.0, 1.0], [2.0])
+    """
+    dim = check_dim(local, dim)
+    layout = _resolve_layout(local, dim, layout)
+    plan = HaloPlan.build(layout, before, after, mode)
+    return _HaloRows.apply(local, plan, comm.world()[0], dim, site)
+
+
+def add_halo_rows(
+    local: torch.Tensor,
+    head: torch.Tensor,
+    tail: torch.Tensor,
+    before: int | Sequence[int],
+    after: int | Sequence[int],
+    *,
+    dim: int = 2,
+    mode: str = "reflect",
+    layout: SlabLayout | None = None,
+    site: str = "halo.accumulate",
+) -> torch.Tensor:
+    """Adjoint of :func:`halo_rows`, in place: add ``head`` and ``tail`` into the slabs that own their rows.
+
+    Equals :func:`halo_accumulate` of ``torch.cat([head, local, tail], dim)`` without building it;
+    ``local`` is updated in place and returned.
+
+    :param torch.Tensor local: this rank's slab (updated).
+    :param torch.Tensor head: rows before the slab, shaped as :func:`halo_rows` returns them.
+    :param torch.Tensor tail: rows after the slab, likewise.
+    :param before: the ``before`` given to :func:`halo_rows`.
+    :param after: the ``after`` given to :func:`halo_rows`.
+    :param int dim: the split axis.
+    :param str mode: the padding mode given to :func:`halo_rows`.
+    :param SlabLayout layout: every rank's slab bounds (``None``: gathered).
+    :param str site: accounting site.
+    :return: ``local``.
+
+    >>> add_halo_rows(torch.zeros(1, 1, 4), torch.ones(1, 1, 2), torch.ones(1, 1, 1), 2, 1).flatten().tolist()
+    [0.0, 1.0, 2.0, 0.0]
+    """
+    dim = check_dim(local, dim)
+    layout = _resolve_layout(local, dim, layout)
+    rank = comm.world()[0]
+    plan = HaloPlan.build(layout, before, after, mode)
+    offset = plan.offset(rank)
+    lengths = {"head": offset, "tail": plan.extended_length(rank) - offset - local.shape[dim]}
+    for name, part in (("head", head), ("tail", tail)):
+        expected = _with_length(local, dim, lengths[name])
+        if list(part.shape) != expected:
+            raise ValueError(f"mismatched shard shapes: {name} has shape {tuple(part.shape)}, expected {tuple(expected)} "
+                             f"(slab {layout.bounds[rank]}, before={plan.before[rank]}, after={plan.after[rank]}, "
+                             f"mode={mode!r})")
+    return _AddHaloRows.apply(local, head, tail, plan, rank, dim, site)

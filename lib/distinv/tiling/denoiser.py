@@ -13,7 +13,9 @@ runs of equal work, every rank adds its terms into a full-size output and one al
 first spatial axis (any :class:`~distinv.distributed.sharding.SlabLayout`), processes the rows of
 tiles whose core centre it holds, fetches the window rows it lacks from their owners
 (``"tiling.halo"``), and sends back the output rows that belong to other slabs, where they are added
-(``"tiling.accumulate"``); a rank never holds more than its slab plus these halos. The tile grid
+(``"tiling.accumulate"``); a rank never holds more than its slab plus these halos (windows are cut
+from the slab and the received halo rows directly: no extended copy of the slab is built, so the
+input and the output slab are the only slab-sized buffers). The tile grid
 depends on the global shape only, so both layouts compute the same tiles and agree to float rounding.
 """
 
@@ -27,11 +29,11 @@ import torch
 from deepinv.models import Denoiser
 
 from distinv.distributed import comm
-from distinv.distributed.halo import halo_accumulate, halo_exchange
+from distinv.distributed.halo import add_halo_rows, halo_rows
 from distinv.distributed.sharding import SlabLayout
 from distinv.tiling.config import TilingConfig
 from distinv.tiling.geometry import TileGrid
-from distinv.tiling.windows import reflect_pad_end, window_weight
+from distinv.tiling.windows import StackedRows, reflect_pad_end, window_weight
 
 __all__ = ["TiledDenoiser", "to_channels_last"]
 
@@ -75,6 +77,22 @@ def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
     """
     formats = {4: torch.channels_last, 5: torch.channels_last_3d}
     return module._apply(lambda t: t.contiguous(memory_format=formats[t.ndim]) if t.ndim in formats else t)
+
+
+class _TiedZeros(torch.autograd.Function):
+    """Zeros shaped like ``t`` whose backward reaches ``t`` (a zero gradient).
+
+    The tiles' outputs are accumulated into these, so that on every rank the graph runs from the output
+    back to the input's all-reduce or halo exchange, whose backward is a collective: every rank must
+    reach it, also a rank whose windows read none of the halo rows or that has no tile at all."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return torch.zeros_like(t, memory_format=torch.contiguous_format)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.zeros_like(grad)
 
 
 class TiledDenoiser(Denoiser):
@@ -146,8 +164,8 @@ class TiledDenoiser(Denoiser):
         tiles = grid.split_replicated(world_size)[rank]
         if world_size > 1 and torch.is_grad_enabled() and x.requires_grad:
             x = _ReplicatedInput.apply(x, "tiling.allreduce")
-        out = x.new_zeros(x.shape)
-        self._run(x, out, grid, tiles, sigma, kwargs, row_offset=0)
+        out = _TiedZeros.apply(x)
+        self._run(StackedRows((x,)), StackedRows((out,)), grid, tiles, sigma, kwargs)
         if world_size == 1:
             return out
         if out.requires_grad:
@@ -160,29 +178,30 @@ class TiledDenoiser(Denoiser):
         full_shape = (*x.shape[:2], layout.n, *x.shape[3:])
         grid = self.grid(full_shape)
         before, after = grid.sharded_halos(layout)
-        extended = halo_exchange(x, before, after, dim=2, mode="none", layout=layout, site="tiling.halo")
-        out = extended.new_zeros(extended.shape)
+        head, tail = halo_rows(x, before, after, dim=2, mode="none", layout=layout, site="tiling.halo")
+        first = layout.start(rank) - head.shape[2]
+        out = tuple(_TiedZeros.apply(part) for part in (head, x, tail))
         tiles = grid.tiles(grid.first_axis_rows(layout)[rank])
-        self._run(extended, out, grid, tiles, sigma, kwargs, row_offset=layout.start(rank) - before[rank])
-        del extended  # one slab less at the peak: the accumulated output is allocated next
-        return halo_accumulate(out, before, after, dim=2, mode="none", layout=layout, site="tiling.accumulate")
+        self._run(StackedRows((head, x, tail), first), StackedRows(out, first), grid, tiles, sigma, kwargs)
+        return add_halo_rows(out[1], out[0], out[2], before, after, dim=2, mode="none", layout=layout,
+                             site="tiling.accumulate")
 
     # ----------------------------------------------------------------------- tiles
 
-    def _run(self, source, out, grid: TileGrid, tiles, sigma, kwargs, row_offset: int) -> None:
-        """Add the weighted outputs of ``tiles`` into ``out``; row 0 of ``source``/``out`` is global row ``row_offset``."""
+    def _run(self, source: StackedRows, out: StackedRows, grid: TileGrid, tiles, sigma, kwargs) -> None:
+        """Add the weighted outputs of ``tiles``, read from ``source``, into ``out``."""
         groups: OrderedDict[tuple, list] = OrderedDict()
         for tile in tiles:
             groups.setdefault(grid.window_shape(tile), []).append(tile)
-        batch_size = source.shape[0]
+        batch_size = source.parts[0].shape[0]
         per_call = self.config.max_batch_size or len(tiles) or 1
         for group in groups.values():
             for first in range(0, len(group), per_call):
                 chunk = group[first:first + per_call]
-                windows = torch.cat([self._window(source, grid, tile, row_offset) for tile in chunk], dim=0)
+                windows = torch.cat([self._window(source, grid, tile) for tile in chunk], dim=0)
                 denoised = self._denoise(windows, self._tile_sigma(sigma, batch_size, len(chunk)), kwargs)
                 for j, tile in enumerate(chunk):
-                    self._place(out, denoised[j * batch_size:(j + 1) * batch_size], grid, tile, row_offset)
+                    self._place(out, denoised[j * batch_size:(j + 1) * batch_size], grid, tile)
 
     def _denoise(self, windows: torch.Tensor, sigma, kwargs) -> torch.Tensor:
         if self.config.channels_last:
@@ -209,36 +228,32 @@ class TiledDenoiser(Denoiser):
                          f"got shape {tuple(sigma.shape)}")
 
     @staticmethod
-    def _window(source: torch.Tensor, grid: TileGrid, tile, row_offset: int) -> torch.Tensor:
-        index = [slice(None), slice(None)]
-        for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
-            start, stop = tiles.windows[i]
-            shift = row_offset if axis == 0 else 0
-            index.append(slice(start - shift, stop - shift))
-        window = source[tuple(index)]
+    def _window(source: StackedRows, grid: TileGrid, tile) -> torch.Tensor:
+        spans = [tiles.windows[i] for tiles, i in zip(grid.axes, tile)]
+        window = source.cut(*spans[0], tuple(slice(start, stop) for start, stop in spans[1:]))
         for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
             window = reflect_pad_end(window, 2 + axis, tiles.pads[i])
         return window
 
-    def _place(self, out: torch.Tensor, denoised: torch.Tensor, grid: TileGrid, tile, row_offset: int) -> None:
+    def _place(self, out: StackedRows, denoised: torch.Tensor, grid: TileGrid, tile) -> None:
         crop = self.config.blend == "crop"
-        target, inside = [slice(None), slice(None)], [slice(None), slice(None)]
-        for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
+        spans, inside = [], [slice(None), slice(None)]
+        for tiles, i in zip(grid.axes, tile):
             w_start, w_stop = tiles.windows[i]
             start, stop = tiles.cores[i] if crop else (w_start, w_stop)
-            shift = row_offset if axis == 0 else 0
-            target.append(slice(start - shift, stop - shift))
+            spans.append((start, stop))
             inside.append(slice(start - w_start, stop - w_start))
         piece = denoised[tuple(inside)]
+        rest = tuple(slice(start, stop) for start, stop in spans[1:])
         if crop:
-            out[tuple(target)] = piece
+            out.paste(*spans[0], rest, piece, add=False)
             return
         weight = None
         overlaps = self.config.axis_values("overlap", len(grid.axes))
         for axis, (tiles, i) in enumerate(zip(grid.axes, tile)):
-            w = window_weight(tiles, i, self.config.ramp_half_width(overlaps[axis]), out.device, out.dtype)
+            w = window_weight(tiles, i, self.config.ramp_half_width(overlaps[axis]), piece.device, piece.dtype)
             shape = [1] * len(grid.axes)
             shape[axis] = w.numel()
             w = w.view(shape)
             weight = w if weight is None else weight * w
-        out[tuple(target)] += piece * weight
+        out.paste(*spans[0], rest, piece * weight, add=True)

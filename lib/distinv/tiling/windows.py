@@ -1,5 +1,9 @@
 """Blending weights and window cut/paste, from the tile geometry alone.
 
+Windows are cut from and pasted into :class:`StackedRows`: a signal's rows held as consecutive pieces
+(a slab and its halos in the sharded layout), so a window that crosses a slab boundary is read and
+written without first joining the pieces into one extended copy of the slab.
+
 Smooth blending (per axis, separable): tile ``i`` has weight 1 in its core and raised-cosine ramps
 over the ``2h`` samples around each interior core boundary ``c`` (``h`` = ramp half-width, at most the
 overlap, so the ramp lies inside both windows),
@@ -33,7 +37,7 @@ import torch
 from distinv.distributed.halo import source_row
 from distinv.tiling.geometry import AxisTiles
 
-__all__ = ["axis_weights", "window_weight", "reflect_pad_end"]
+__all__ = ["axis_weights", "window_weight", "reflect_pad_end", "StackedRows"]
 
 
 def _ramp(positions: torch.Tensor, boundary: int, half_width: int) -> torch.Tensor:
@@ -103,3 +107,50 @@ def reflect_pad_end(t: torch.Tensor, dim: int, pad: int) -> torch.Tensor:
     n = t.shape[dim]
     rows = torch.tensor([source_row(n + j, n, "reflect") for j in range(pad)], device=t.device)
     return torch.cat([t, t.index_select(dim, rows)], dim=dim)
+
+
+class StackedRows:
+    """Global rows ``[first, first + Σ rows)`` of a signal, held as consecutive pieces along axis 2.
+
+    :param tuple parts: tensors of equal shape but along axis 2 (the first spatial axis), in row order.
+    :param int first: the global row of the first part's first row.
+
+    >>> rows = StackedRows((torch.zeros(1, 1, 2, 3), torch.ones(1, 1, 3, 3)), first=4)
+    >>> rows.cut(5, 7, (slice(0, 2),)).flatten().tolist()
+    [0.0, 0.0, 1.0, 1.0]
+    >>> rows.paste(4, 6, (slice(None),), torch.full((1, 1, 2, 3), 2.0), add=True)
+    >>> rows.parts[0][0, 0, :, 0].tolist(), rows.parts[1][0, 0, :, 0].tolist()
+    ([2.0, 2.0], [1.0, 1.0, 1.0])
+    """
+
+    def __init__(self, parts: tuple[torch.Tensor, ...], first: int = 0):
+        self.parts = tuple(parts)
+        self.first = first
+        self._bounds = []
+        start = first
+        for part in self.parts:
+            self._bounds.append((start, start + part.shape[2]))
+            start += part.shape[2]
+
+    def _pieces(self, start: int, stop: int):
+        """``(part, rows of the part, rows of [start, stop))`` for every part that holds some of these rows."""
+        if start < self.first or stop > self._bounds[-1][1]:
+            raise IndexError(f"rows [{start}, {stop}) are not all held: held rows are [{self.first}, "
+                             f"{self._bounds[-1][1]})")
+        for part, (p_start, p_stop) in zip(self.parts, self._bounds):
+            lo, hi = max(start, p_start), min(stop, p_stop)
+            if lo < hi:
+                yield part, slice(lo - p_start, hi - p_start), slice(lo - start, hi - start)
+
+    def cut(self, start: int, stop: int, rest: tuple[slice, ...]) -> torch.Tensor:
+        """Global rows ``[start, stop)``, indexed by ``rest`` along the other spatial axes (a view when the
+        rows lie in one part)."""
+        pieces = [part[(slice(None), slice(None), rows) + tuple(rest)] for part, rows, _ in self._pieces(start, stop)]
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
+
+    def paste(self, start: int, stop: int, rest: tuple[slice, ...], value: torch.Tensor, add: bool) -> None:
+        """Write (``add=False``) or add ``value`` into global rows ``[start, stop)``, ``rest`` along the other axes."""
+        for part, rows, inside in self._pieces(start, stop):
+            target = part[(slice(None), slice(None), rows) + tuple(rest)]
+            piece = value[:, :, inside]
+            target.add_(piece) if add else target.copy_(piece)
