@@ -66,8 +66,9 @@ from IPython.display import Markdown, display
 from distinv.bench import figures
 from distinv.bench.__main__ import resolve_config_path
 from distinv.bench.explorer import ResultsExplorer
-from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, overlap_sweeps, prior_table,
-                                        region_sentence, source_caption, styled_table, tradeoff_sentences)
+from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, memory_growth_sentence, overlap_sweeps,
+                                        prior_table, region_sentence, source_caption, styled_table,
+                                        tradeoff_sentences)
 from distinv.bench.runner import run_config
 from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
                                    load_published_scaling, published_conditions)
@@ -244,11 +245,16 @@ if prior_runs.empty:
 for source, rows in prior_runs.groupby("source", sort=False):
     display(Markdown(source_caption(rows)))
     display(styled_table(prior_table(rows)))
+    if growth := memory_growth_sentence(rows):
+        display(Markdown(growth))
 
 # %% [markdown]
 # *Tables. Every row of the tiled-prior benchmark files, one table per file (model `small`: random
 # DRUNet weights, for timing; `shipped`: the trained prior, for agreement; an empty agreement means
-# exact; the regions are the border band, the tile seams and the rest, each `overlap` wide).*
+# exact; the regions are the border band, the tile seams and the rest, each `overlap` wide). Below a
+# file with several sizes, the growth of the peak memory per rank: in the sharded layout a rank holds
+# its input slab, its output slab and the halo rows, nothing of the size of the whole signal; in the
+# replicated layouts every rank holds the whole signal and a whole output.*
 #
 # A larger overlap buys agreement with work. The runs with several overlaps show the trade-off of
 # each tiler; the sentences below find, for deepinv at overlap 32, the fastest distinv setting that

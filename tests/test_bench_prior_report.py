@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
-                                        prior_table, region_sentence, source_caption,
+                                        memory_growth_sentence, prior_table, region_sentence, source_caption,
                                         styled_table, tradeoff_sentences)
 
 
@@ -69,3 +69,21 @@ def test_per_axis_overlaps_are_not_sweeps(tmp_path):
     runs = load_prior_runs(tmp_path)
     assert sorted(runs["overlap"].astype(str)) == ["32", "32x0"]
     assert overlap_sweeps(runs) == []
+
+
+def test_memory_growth_in_slab_shares_and_the_network_layout(tmp_path):
+    def row(impl, size, peaks_mib):
+        return dict(_row(impl, 32, 1.0, 60.0), size=size, channels=3, peak_bytes_per_rank=[p * 2 ** 20 for p in peaks_mib])
+
+    document = {"args": {"channels_last": True}, "provenance": {}, "results": [
+        row("distinv-sharded", 1024, [500, 510]), row("deepinv", 1024, [520, 520]),
+        row("distinv-sharded", 2048, [527, 531]), row("deepinv", 2048, [700, 610]),
+        dict(_row("untiled", None, 4.0, math.inf, ranks=1), size=2048)]}
+    (tmp_path / "memory.json").write_text(json.dumps(document))
+    runs = load_prior_runs(tmp_path)
+    assert "(channels-last network)" in source_caption(runs)
+    # one rank's share of a 3-channel float32 signal grows by 3 * 4 * (2048² - 1024²) / 2 bytes = 18 MiB
+    text = memory_growth_sentence(runs)
+    assert text.startswith("From 1024² to 2048² on 2 ranks, one rank's share of the signal grows by 18 MiB")
+    assert "distinv-sharded +27 and +21 MiB (1.5 and 1.2 slab shares); deepinv +180 and +90 MiB (10.0 and 5.0" in text
+    assert memory_growth_sentence(runs[runs["size"] == 1024]) == ""

@@ -21,8 +21,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-__all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "region_sentence", "overlap_sweeps", "agreement_cost_figure", "cheapest_at_least_as_good",
-           "tradeoff_sentences"]
+__all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "region_sentence", "overlap_sweeps",
+           "agreement_cost_figure", "cheapest_at_least_as_good", "tradeoff_sentences", "memory_growth_sentence"]
 
 _MIB = 2 ** 20
 #: Image regions of ``agreement_regions_db`` (see :func:`distinv.bench.prior.agreement_by_region`).
@@ -43,7 +43,8 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
     """Every result row of the benchmark JSON files in ``folder`` (failed cells left out).
 
     :param folder: a folder of ``distinv.bench.prior`` JSON outputs.
-    :return: columns ``source`` (file stem), ``device``, ``date``, ``model``, ``impl``, ``size``,
+    :return: columns ``source`` (file stem), ``device``, ``channels_last`` (the network's layout),
+        ``channels``, ``peak_mib_per_rank``, ``date``, ``model``, ``impl``, ``size``,
         ``ranks``, ``patch``, ``overlap`` (an integer, or ``"ROWSxCOLS"`` per axis), ``median_s``,
         ``network_s`` (slowest rank),
         ``overhead_s``, ``work_multiplier``, ``peak_mib`` (largest rank), ``agreement_psnr_db`` and, where
@@ -63,6 +64,8 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
                 agreement = row.get("agreement_psnr_db")
                 rows.append({
                     "source": path.stem, "device": row.get("device_name") or row.get("device"),
+                    "channels_last": bool(document.get("args", {}).get("channels_last", False)),
+                    "channels": row.get("channels", 1), "peak_mib_per_rank": [b / _MIB for b in row["peak_bytes_per_rank"]],
                     "date": str(provenance.get("recorded_at", provenance.get("date", "")))[:10],
                     "model": row.get("model"), "impl": row["impl"], "size": row["size"], "ranks": row["ranks"],
                     "patch": str(row.get("settings", {}).get("patch", "")),
@@ -105,9 +108,43 @@ def styled_table(table: pd.DataFrame):
 
 
 def source_caption(runs: pd.DataFrame) -> str:
-    """``"file: model, device, date"`` for the rows of one benchmark file."""
+    """``"file: model, network layout, device, date"`` for the rows of one benchmark file."""
     first = runs.iloc[0]
-    return f"`{first['source']}`: {first['model']} model, {first['device']}, {first['date'] or 'undated'}"
+    layout = "channels-last" if first.get("channels_last", False) else "NCHW"
+    return (f"`{first['source']}`: {first['model']} model ({layout} network), {first['device']}, "
+            f"{first['date'] or 'undated'}")
+
+
+def memory_growth_sentence(runs: pd.DataFrame) -> str:
+    """How each tiler's per-rank peak memory grows from the smallest to the largest size of one file, in MiB
+    and in *slab shares* (the growth of one rank's share of the float32 signal), for multi-rank rows.
+
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
+    :return: one Markdown sentence, or ``""`` when the file has fewer than two sizes on several ranks.
+
+    >>> rows = pd.DataFrame({"impl": "distinv-sharded", "ranks": 2, "channels": 1, "size": [1024, 4096],
+    ...                      "peak_mib_per_rank": [[600.0, 610.0], [660.0, 680.0]]})
+    >>> print(memory_growth_sentence(rows))
+    From 1024² to 4096² on 2 ranks, one rank's share of the signal grows by 30 MiB and the peak memory per rank by: distinv-sharded +60 and +70 MiB (2.0 and 2.3 slab shares).
+    """
+    rows = runs[runs["ranks"] > 1]
+    if rows.empty or rows["size"].nunique() < 2:
+        return ""
+    small, large = rows["size"].min(), rows["size"].max()
+    ranks, channels = int(rows["ranks"].iloc[0]), int(rows["channels"].iloc[0])
+    share = (large ** 2 - small ** 2) * channels * 4 / ranks / _MIB
+    parts = []
+    for impl, group in rows[rows["ranks"] == ranks].groupby("impl", sort=False):
+        by_size = group.set_index("size")["peak_mib_per_rank"]
+        if small not in by_size.index or large not in by_size.index:
+            continue
+        growth = [b - a for a, b in zip(by_size[small], by_size[large])]
+        parts.append(f"{impl} " + " and ".join(f"{g:+.0f}" for g in growth) + " MiB ("
+                     + " and ".join(f"{g / share:.1f}" for g in growth) + " slab shares)")
+    if not parts:
+        return ""
+    return (f"From {small}² to {large}² on {ranks} ranks, one rank's share of the signal grows by {share:.0f} MiB "
+            f"and the peak memory per rank by: " + "; ".join(parts) + ".")
 
 
 def _numeric_overlaps(runs: pd.DataFrame) -> pd.DataFrame:
