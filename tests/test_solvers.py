@@ -12,7 +12,7 @@ from distinv.solvers import (
     split_config,
 )
 from distinv.solvers.context import AccountedContext
-from distinv.solvers.prior import tiled_prior
+from distinv.solvers.prior import load_prior_denoiser, tiled_prior
 
 TINY = dict(size=64, K=3, sigma_n=0.02, blur_sigma=[1.5, 0.5], iterations=2, weights="random", patch=32,
             overlap=8, progress=False, pinv_iterations=3, cg_iterations=3, tv_inner_iterations=10)
@@ -119,6 +119,19 @@ def test_tiled_prior_of_pointwise_map_is_exact(nprocs):
     assert distinv.launch(_tiled_equals_whole, "none", nprocs=1, timeout=120)
 
 
+@pytest.mark.parametrize("implementation", ["distinv", "deepinv", "none"])
+def test_channels_last_prior_converts_the_network_for_every_implementation(implementation):
+    net = load_prior_denoiser(PriorConfig(weights="random"), 1, torch.device("cpu"))
+    x = torch.rand(1, 1, 48, 40, generator=torch.Generator().manual_seed(1))
+    blend = "crop" if implementation == "deepinv" else "smooth"
+    with AccountedContext("prior", torch.device("cpu")) as ctx, torch.no_grad():
+        reference = tiled_prior(net, PriorConfig(implementation=implementation, patch=16, overlap=8, blend=blend,
+                                                 channels_last=False), ctx)(x, 0.1)
+        prior = tiled_prior(net, PriorConfig(implementation=implementation, patch=16, overlap=8, blend=blend), ctx)
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in net.parameters() if p.ndim == 4)
+        torch.testing.assert_close(prior(x, 0.1), reference, rtol=1e-4, atol=1e-5)
+
+
 def test_sigma_schedule_is_geometric():
     sigmas = SolverConfig(solver="pnp-hqs", iterations=5, sigma_start=0.16, sigma_end=0.01).sigmas()
     assert sigmas[0] == pytest.approx(0.16) and sigmas[-1] == pytest.approx(0.01)
@@ -140,6 +153,7 @@ def test_default_config_round_trips():
     ({"blend": "linear"}, ValueError, r"blend must be 'smooth' or 'crop', got 'linear'"),
     ({"implementation": "deepinv", "blend": "smooth"}, ValueError, r"implementation='deepinv' crops .*got 'smooth'"),
     ({"layout": "sharded"}, ValueError, r"layout must be 'replicated' \(the solver keeps x on every rank\)"),
+    ({"channels_last": "yes"}, TypeError, r"channels_last must be a bool, got 'yes'"),
     ({"device": "tpu"}, ValueError, r"device must be one of \('auto', 'cpu', 'cuda'\), got 'tpu'"),
     ({"K": 0}, ValueError, r"K must be an integer >= 1, got 0"),
     ({"sigma_n": -1.0}, ValueError, r"sigma_n must be a number >= 0, got -1.0"),

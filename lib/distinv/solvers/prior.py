@@ -62,6 +62,10 @@ def tiled_prior(denoiser: torch.nn.Module, config: PriorConfig, ctx) -> torch.nn
     ...     prior(torch.ones(1, 1, 16, 16), 0.1).shape
     torch.Size([1, 1, 16, 16])
     """
+    from distinv.tiling import TiledDenoiser, TilingConfig, to_channels_last
+
+    if config.channels_last and isinstance(denoiser, torch.nn.Module):  # the same network for every implementation
+        to_channels_last(denoiser)
     if config.implementation == "none":
         return _WholeImage(denoiser)
     if config.implementation == "deepinv":
@@ -71,10 +75,8 @@ def tiled_prior(denoiser: torch.nn.Module, config: PriorConfig, ctx) -> torch.nn
             ctx, denoiser, max_batch_size=config.max_batch_size,
             strategy_kwargs={"patch_size": config.patch, "overlap": config.overlap, "tiling_dims": (-2, -1)},
         )
-    from distinv.tiling import TiledDenoiser, TilingConfig
-
     tiling = TilingConfig(patch=config.patch, overlap=config.overlap, max_batch_size=config.max_batch_size,
-                          blend=config.blend, layout=config.layout)
+                          blend=config.blend, layout=config.layout, channels_last=config.channels_last)
     return TiledDenoiser(denoiser, tiling)
 
 
