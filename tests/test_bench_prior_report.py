@@ -87,3 +87,8 @@ def test_memory_growth_in_slab_shares_and_the_network_layout(tmp_path):
     assert text.startswith("From 1024² to 2048² on 2 ranks, one rank's share of the signal grows by 18 MiB")
     assert "distinv-sharded +27 and +21 MiB (1.5 and 1.2 slab shares); deepinv +180 and +90 MiB (10.0 and 5.0" in text
     assert memory_growth_sentence(runs[runs["size"] == 1024]) == ""
+    four = runs[runs["ranks"] == 2].assign(ranks=4)
+    four["peak_mib_per_rank"] = [[2 * v for v in peaks] for peaks in four["peak_mib_per_rank"]]
+    both = memory_growth_sentence(pd.concat([runs, four], ignore_index=True))
+    assert both.startswith(text) and "on 4 ranks, one rank's share of the signal grows by 9 MiB" in both
+    assert "distinv-sharded +54 and +42 MiB (6.0 and 4.7 slab shares)" in both

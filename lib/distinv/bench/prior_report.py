@@ -117,34 +117,39 @@ def source_caption(runs: pd.DataFrame) -> str:
 
 def memory_growth_sentence(runs: pd.DataFrame) -> str:
     """How each tiler's per-rank peak memory grows from the smallest to the largest size of one file, in MiB
-    and in *slab shares* (the growth of one rank's share of the float32 signal), for multi-rank rows.
+    and in *slab shares* (the growth of one rank's share of the float32 signal), for each multi-rank count.
+
+    A sharded rank holds its input and its output slab, so its growth stays near two slab shares on any
+    number of ranks, and in MiB it falls with more ranks; a replicated rank holds whole signals, so its
+    growth in MiB does not fall.
 
     :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
-    :return: one Markdown sentence, or ``""`` when the file has fewer than two sizes on several ranks.
+    :return: one Markdown sentence per number of ranks, or ``""`` when the file has fewer than two sizes
+        on several ranks.
 
     >>> rows = pd.DataFrame({"impl": "distinv-sharded", "ranks": 2, "channels": 1, "size": [1024, 4096],
     ...                      "peak_mib_per_rank": [[600.0, 610.0], [660.0, 680.0]]})
     >>> print(memory_growth_sentence(rows))
     From 1024² to 4096² on 2 ranks, one rank's share of the signal grows by 30 MiB and the peak memory per rank by: distinv-sharded +60 and +70 MiB (2.0 and 2.3 slab shares).
     """
-    rows = runs[runs["ranks"] > 1]
-    if rows.empty or rows["size"].nunique() < 2:
-        return ""
-    small, large = rows["size"].min(), rows["size"].max()
-    ranks, channels = int(rows["ranks"].iloc[0]), int(rows["channels"].iloc[0])
-    share = (large ** 2 - small ** 2) * channels * 4 / ranks / _MIB
-    parts = []
-    for impl, group in rows[rows["ranks"] == ranks].groupby("impl", sort=False):
-        by_size = group.set_index("size")["peak_mib_per_rank"]
-        if small not in by_size.index or large not in by_size.index:
+    sentences = []
+    for ranks, rows in runs[runs["ranks"] > 1].groupby("ranks"):
+        if rows["size"].nunique() < 2:
             continue
-        growth = [b - a for a, b in zip(by_size[small], by_size[large])]
-        parts.append(f"{impl} " + " and ".join(f"{g:+.0f}" for g in growth) + " MiB ("
-                     + " and ".join(f"{g / share:.1f}" for g in growth) + " slab shares)")
-    if not parts:
-        return ""
-    return (f"From {small}² to {large}² on {ranks} ranks, one rank's share of the signal grows by {share:.0f} MiB "
-            f"and the peak memory per rank by: " + "; ".join(parts) + ".")
+        small, large = rows["size"].min(), rows["size"].max()
+        share = (large ** 2 - small ** 2) * int(rows["channels"].iloc[0]) * 4 / ranks / _MIB
+        parts = []
+        for impl, group in rows.groupby("impl", sort=False):
+            by_size = group.set_index("size")["peak_mib_per_rank"]
+            if small not in by_size.index or large not in by_size.index:
+                continue
+            growth = [b - a for a, b in zip(by_size[small], by_size[large])]
+            parts.append(f"{impl} " + " and ".join(f"{g:+.0f}" for g in growth) + " MiB ("
+                         + " and ".join(f"{g / share:.1f}" for g in growth) + " slab shares)")
+        if parts:
+            sentences.append(f"From {small}² to {large}² on {ranks} ranks, one rank's share of the signal grows by "
+                             f"{share:.0f} MiB and the peak memory per rank by: " + "; ".join(parts) + ".")
+    return " ".join(sentences)
 
 
 def _numeric_overlaps(runs: pd.DataFrame) -> pd.DataFrame:
