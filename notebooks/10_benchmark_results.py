@@ -66,9 +66,9 @@ from IPython.display import Markdown, display
 from distinv.bench import figures
 from distinv.bench.__main__ import resolve_config_path
 from distinv.bench.explorer import ResultsExplorer
-from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, memory_growth_sentence, overlap_sweeps,
-                                        prior_table, region_sentence, source_caption, styled_table,
-                                        tradeoff_sentences)
+from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, memory_growth_sentence,
+                                        network_layout_sentence, overlap_sweeps, prior_table, region_sentence,
+                                        source_caption, styled_table, tradeoff_sentences)
 from distinv.bench.runner import run_config
 from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
                                    load_published_scaling, published_conditions)
@@ -256,6 +256,15 @@ for source, rows in prior_runs.groupby("source", sort=False):
 # its input slab, its output slab and the halo rows, nothing of the size of the whole signal; in the
 # replicated layouts every rank holds the whole signal and a whole output.*
 #
+# On a CPU, how the network's tensors are laid out in memory matters as much as the tiler: with its
+# weights and inputs stored channels-last (`TilingConfig(channels_last=True)`, `--channels-last` in
+# the benchmark, the default of the solvers) oneDNN runs DRUNet's convolutions much faster. Files run
+# with the same settings both ways give the speedup of each implementation:
+
+# %%
+display(Markdown(network_layout_sentence(prior_runs) or "No benchmark file was run both ways yet."))
+
+# %% [markdown]
 # A larger overlap buys agreement with work. The runs with several overlaps show the trade-off of
 # each tiler; the sentences below find, for deepinv at overlap 32, the fastest distinv setting that
 # agrees at least as well, and the region of the image (border band, tile seams, elsewhere) where

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
-                                        memory_growth_sentence, prior_table, region_sentence, source_caption,
+                                        memory_growth_sentence, network_layout_sentence, prior_table, region_sentence, source_caption,
                                         styled_table, tradeoff_sentences)
 
 
@@ -92,3 +92,21 @@ def test_memory_growth_in_slab_shares_and_the_network_layout(tmp_path):
     both = memory_growth_sentence(pd.concat([runs, four], ignore_index=True))
     assert both.startswith(text) and "on 4 ranks, one rank's share of the signal grows by 9 MiB" in both
     assert "distinv-sharded +54 and +42 MiB (6.0 and 4.7 slab shares)" in both
+
+
+def test_network_layout_compares_files_with_equal_settings_only(tmp_path):
+    def document(channels_last, recorded, medians, overlap=32):
+        args = {"sizes": [256], "overlap": [overlap], "channels_last": channels_last, "out": f"{recorded}.json"}
+        return {"args": args, "provenance": {"recorded_at": recorded},
+                "results": [_row("untiled", None, medians[0], math.inf, ranks=1), _row("distinv", overlap, medians[1], 60.0)]}
+
+    files = {"old": document(False, "2026-11-27T01:00", [9.0, 9.0]), "nchw": document(False, "2026-11-27T02:00", [4.0, 3.0]),
+             "last": document(True, "2026-11-27T03:00", [2.0, 2.4]),
+             "other": document(True, "2026-11-27T04:00", [1.0, 1.0], overlap=16)}  # no NCHW twin
+    for name, data in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    text = network_layout_sentence(load_prior_runs(tmp_path))
+    assert text == ("The same cases with a channels-last network instead of NCHW (`last` against `nchw`): "
+                    "untiled 2.00× faster, distinv 1.25× faster.")
+    (tmp_path / "last.json").unlink()
+    assert network_layout_sentence(load_prior_runs(tmp_path)) == ""
