@@ -164,6 +164,30 @@ def test_torchrun_environment_runs_in_place(tmp_path):
         assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == [[0, 2, "0"], [1, 2, "1"]]
 
 
+def test_function_of_a_module_run_with_dash_m_does_not_inherit_the_launcher(tmp_path):
+    """``python -m pkg.job`` launching ``job.rank_fn``: the ranks import it (forkserver) rather than being
+    forked, so the state the launcher built under ``__main__`` (outputs it holds) is not in the ranks."""
+    package = tmp_path / "jobpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "job.py").write_text(textwrap.dedent("""
+        import json, sys
+        import distinv
+
+        def rank_fn():
+            main = sys.modules["__main__"]
+            return {"launcher_state_inherited": hasattr(main, "HELD"), "fn_module": rank_fn.__module__}
+
+        if __name__ == "__main__":
+            HELD = bytearray(1 << 20)  # what a launcher holds: earlier results
+            print(json.dumps(distinv.launch(rank_fn, nprocs=2, timeout=120)))
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "lib"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "jobpkg.job"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"launcher_state_inherited": False, "fn_module": "jobpkg.job"}
+
+
 def test_notebook_defined_function_under_papermill(tmp_path):
     import nbformat
     import papermill

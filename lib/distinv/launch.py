@@ -16,7 +16,10 @@ Start methods. Functions that can be imported by name (defined in a module, e.g.
 with ``forkserver`` (safe with CUDA and with many threads per rank). Functions defined in a notebook
 or a ``__main__`` script cannot be found by such children, so they start with ``fork``, which is
 unsafe after CUDA was initialised in the parent (we refuse with a clear error) and hangs when the
-parent's OpenMP pool is reused with several threads (forked ranks get one intra-op thread).
+parent's OpenMP pool is reused with several threads (forked ranks get one intra-op thread). A
+function of a module run as ``python -m package.module`` is importable under that name, and is
+launched as such: forked ranks would also inherit all of this process's memory (the peak memory a
+rank measured then included the outputs its launcher held).
 """
 
 from __future__ import annotations
@@ -170,6 +173,7 @@ def launch(
     if nprocs == 1:
         return _run_in_process(fn, args, kwargs, backend, device_type, threads)
 
+    fn = _importable_twin(fn)
     method = _resolve_start_method(fn, start_method, device_type)
     cores = os.cpu_count() or 1
     if threads is None:
@@ -231,6 +235,27 @@ def _is_importable(fn: Callable[..., Any]) -> bool:
     except Exception:
         return False
     return True
+
+
+def _importable_twin(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """For a function of ``__main__`` run as ``python -m package.module``: the same function imported as
+    ``package.module`` (which children can import, as multiprocessing's own children of such a
+    ``__main__`` do); otherwise ``fn``. A package's ``__main__`` is left alone, as multiprocessing does."""
+    if getattr(fn, "__module__", None) != "__main__" or "<locals>" in getattr(fn, "__qualname__", "<locals>"):
+        return fn
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", None)
+    if not name or name == "__main__" or name.endswith(".__main__"):
+        return fn
+    import importlib
+
+    try:
+        twin = importlib.import_module(name)
+        for part in fn.__qualname__.split("."):
+            twin = getattr(twin, part)
+    except (ImportError, AttributeError):
+        return fn
+    return twin if callable(twin) else fn
 
 
 def _resolve_start_method(fn: Callable[..., Any], start_method: str, device_type: str) -> str:
