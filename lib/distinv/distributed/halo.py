@@ -14,7 +14,9 @@ As a linear map, the exchange is ``E_r x = P_r x`` where ``P_r`` selects (and, f
 rows of the global signal ``x``. :func:`halo_accumulate` applies the adjoint ``Σ_r P_rᵀ y_r``: every
 halo row is sent back to its owner and added there, so ``<E x, y> = <x, Eᵀ y>`` summed over ranks. It
 is what blended overlaps across slab boundaries and adjoint operators need. Both are autograd
-functions and each is the other's backward.
+functions and each is the other's backward. :func:`halo_rows` and :func:`add_halo_rows` are the
+same pair without the extended copy: only the halo rows travel and are held, for code that reads
+across the slab and its halos piecewise (the sharded tiled prior).
 
 All communication is accounted through :mod:`distinv.distributed.comm` (one ``batch_isend_irecv`` per
 call; sites ``"halo.exchange"`` and ``"halo.accumulate"``).
