@@ -169,3 +169,17 @@ def test_bad_inputs_raise_clear_errors():
         tiled(torch.zeros(1, 1, 8, 8, 8), 0.1)
     with pytest.raises(ValueError, match=r"one value per batch element \(2\), got shape \(3,\)"):
         tiled(torch.zeros(2, 1, 8, 8), torch.ones(3))
+
+
+def test_stacked_rows_cut_and_paste_across_pieces():
+    from distinv.tiling.windows import StackedRows
+
+    full = torch.arange(2 * 9 * 4, dtype=torch.float64).view(1, 2, 9, 4)
+    pieces = StackedRows((full[:, :, 0:2].clone(), full[:, :, 2:7].clone(), full[:, :, 7:9].clone()), first=10)
+    torch.testing.assert_close(pieces.cut(11, 18, (slice(1, 3),)), full[:, :, 1:8, 1:3], rtol=0, atol=0)
+    pieces.paste(11, 18, (slice(1, 3),), torch.ones(1, 2, 7, 2, dtype=torch.float64), add=True)
+    expected = full.clone()
+    expected[:, :, 1:8, 1:3] += 1
+    torch.testing.assert_close(torch.cat(pieces.parts, dim=2), expected, rtol=0, atol=0)
+    with pytest.raises(IndexError, match=r"rows \[9, 12\) are not all held: held rows are \[10, 19\)"):
+        pieces.cut(9, 12, ())
