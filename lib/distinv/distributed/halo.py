@@ -353,6 +353,13 @@ class _AddHaloRows(torch.autograd.Function):
 # --------------------------------------------------------------------------- public API
 
 
+def _slab_plan(local: torch.Tensor, before, after, dim: int, mode: str,
+               layout: SlabLayout | None) -> tuple[int, HaloPlan]:
+    """The checked axis and the halo plan of an exchange of ``local``'s halos (the layout gathered if ``None``)."""
+    dim = check_dim(local, dim)
+    return dim, HaloPlan.build(_resolve_layout(local, dim, layout), before, after, mode)
+
+
 def _resolve_layout(local: torch.Tensor, dim: int, layout: SlabLayout | None) -> SlabLayout:
     rank, world_size = comm.world()
     if layout is None:
@@ -397,9 +404,7 @@ def halo_exchange(
     >>> halo_exchange(torch.arange(3.).view(1, 1, 3), 1, 1, mode="zeros").flatten().tolist()
     [0.0, 0.0, 1.0, 2.0, 0.0]
     """
-    dim = check_dim(local, dim)
-    layout = _resolve_layout(local, dim, layout)
-    plan = HaloPlan.build(layout, before, after, mode)
+    dim, plan = _slab_plan(local, before, after, dim, mode, layout)
     return _HaloExchange.apply(local, plan, comm.world()[0], dim, site)
 
 
@@ -482,9 +487,7 @@ def halo_rows(
     >>> head.flatten().tolist(), tail.flatten().tolist()
     ([2.0, 1.0], [2.0])
     """
-    dim = check_dim(local, dim)
-    layout = _resolve_layout(local, dim, layout)
-    plan = HaloPlan.build(layout, before, after, mode)
+    dim, plan = _slab_plan(local, before, after, dim, mode, layout)
     return _HaloRows.apply(local, plan, comm.world()[0], dim, site)
 
 
@@ -519,16 +522,14 @@ def add_halo_rows(
     >>> add_halo_rows(torch.zeros(1, 1, 4), torch.ones(1, 1, 2), torch.ones(1, 1, 1), 2, 1).flatten().tolist()
     [0.0, 1.0, 2.0, 0.0]
     """
-    dim = check_dim(local, dim)
-    layout = _resolve_layout(local, dim, layout)
+    dim, plan = _slab_plan(local, before, after, dim, mode, layout)
     rank = comm.world()[0]
-    plan = HaloPlan.build(layout, before, after, mode)
     offset = plan.offset(rank)
     lengths = {"head": offset, "tail": plan.extended_length(rank) - offset - local.shape[dim]}
     for name, part in (("head", head), ("tail", tail)):
         expected = _with_length(local, dim, lengths[name])
         if list(part.shape) != expected:
             raise ValueError(f"mismatched shard shapes: {name} has shape {tuple(part.shape)}, expected {tuple(expected)} "
-                             f"(slab {layout.bounds[rank]}, before={plan.before[rank]}, after={plan.after[rank]}, "
+                             f"(slab {plan.layout.bounds[rank]}, before={plan.before[rank]}, after={plan.after[rank]}, "
                              f"mode={mode!r})")
     return _AddHaloRows.apply(local, head, tail, plan, rank, dim, site)
