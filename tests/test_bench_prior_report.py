@@ -8,7 +8,7 @@ import pytest
 
 from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
                                         memory_growth_sentence, network_layout_sentence, prior_table, region_sentence, source_caption,
-                                        styled_table, tradeoff_sentences)
+                                        paired_speedups, styled_table, tradeoff_sentences)
 
 
 def _row(impl, overlap, median, agreement, ranks=2):
@@ -110,3 +110,23 @@ def test_network_layout_compares_files_with_equal_settings_only(tmp_path):
                     "untiled 2.00× faster, distinv 1.25× faster.")
     (tmp_path / "last.json").unlink()
     assert network_layout_sentence(load_prior_runs(tmp_path)) == ""
+
+
+def test_paired_speedups_pair_the_rounds_of_one_file(tmp_path):
+    def row(impl, ranks, rounds, overlap=32):
+        return dict(_row(impl, overlap, sorted(rounds)[1], 60.0, ranks=ranks), round_medians_s=rounds)
+
+    document = {"args": {"rounds": 3}, "results": [
+        row("untiled", 1, [6.0, 9.0, 6.6], overlap=None), row("deepinv", 2, [3.0, 4.5, 3.3]),
+        row("distinv", 2, [2.0, 3.0, 3.3]), row("distinv", 1, [4.0, 6.0, 4.4])]}
+    (tmp_path / "rounds.json").write_text(json.dumps(document))
+    (tmp_path / "plain.json").write_text(json.dumps({"results": [_row("distinv", 32, 1.0, 60.0)]}))
+    runs = load_prior_runs(tmp_path)
+    table = paired_speedups(runs[runs["source"] == "rounds"]).set_index(["tiler", "ranks"])
+    # paired per round: deepinv / distinv = 1.5, 1.5, 1.0; untiled / distinv = 3, 3, 2
+    assert table.loc[("distinv", 2), "vs deepinv"] == "1.50× (1.00–1.50)"
+    assert table.loc[("distinv", 2), "vs untiled"] == "3.00× (2.00–3.00)"
+    assert table.loc[("distinv", 1), "vs deepinv"] == "–"  # no deepinv on one rank in this file
+    assert table.loc[("deepinv", 2), "vs deepinv"] == "–" and table.loc[("deepinv", 2), "vs untiled"] == "2.00× (2.00–2.00)"
+    assert set(table["rounds"]) == {3} and table.loc[("distinv", 2), "overlap"] == 32
+    assert paired_speedups(runs[runs["source"] == "plain"]).empty  # one round: nothing is paired

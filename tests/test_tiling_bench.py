@@ -1,6 +1,7 @@
 """The prior benchmark CLI at tiny sizes: every implementation runs, JSON is complete, --out is safe."""
 
 import json
+import statistics
 
 import pytest
 
@@ -75,3 +76,24 @@ def test_several_overlaps_in_one_run(capsys):
     assert multiplier[("deepinv", 8)] < multiplier[("deepinv", 16)]
     with pytest.raises(SystemExit):
         prior.main(["--overlap", "-1"])
+
+
+def test_rounds_interleave_the_cases_and_keep_each_rounds_median(capfd):
+    argv = ["--sizes", "48", "--ranks", "1", "--repeats", "2", "--warmup", "0", "--patch", "32", "--overlap", "8",
+            "--impls", "untiled", "distinv", "deepinv", "--rounds", "2"]
+    assert prior.main(argv) == 0
+    captured = capfd.readouterr()
+    rows = {row["impl"]: row for row in json.loads(captured.out)["results"]}
+    for row in rows.values():
+        times = row["times_s"]
+        assert len(times) == 4 and row["median_s"] == pytest.approx(statistics.median(times))
+        assert row["round_medians_s"] == pytest.approx([statistics.median(times[:2]), statistics.median(times[2:])])
+    assert rows["distinv"]["agreement_psnr_db"] > rows["deepinv"]["agreement_psnr_db"]
+    # every case runs once per round, the untiled reference first, the others' order rotated
+    launches = [line.split()[1] + " " + line.split()[-1] for line in captured.err.splitlines()
+                if line.startswith("[prior]")]
+    assert launches == ["untiled 1/2", "distinv 1/2", "deepinv 1/2", "untiled 2/2", "deepinv 2/2", "distinv 2/2"]
+    with pytest.raises(SystemExit):
+        prior.main(["--rounds", "0"])
+    with pytest.raises(ValueError, match="rounds must be an integer >= 1, got 0"):
+        prior.run_benchmark([], rounds=0)

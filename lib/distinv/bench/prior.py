@@ -19,9 +19,13 @@ Implementations (``--impls``):
 - ``deepinv``: ``deepinv.distributed.DistributedProcessing`` with a ``TilingStrategy`` instance,
   same patch, overlap and batch size.
 
+With ``--rounds R`` every case runs R times, interleaved with the other cases of its size, and each
+row also keeps the median of every round (``round_medians_s``): ratios between cases are then taken
+round by round (paired), which cancels the slow drifts of a shared machine's speed.
+
 CPU example (the reference run)::
 
-    python -m distinv.bench.prior --sizes 1024 2048 --ranks 1 2 --repeats 5 --out prior_cpu.json
+    python -m distinv.bench.prior --sizes 1024 2048 --ranks 1 2 --repeats 2 --rounds 3 --out prior_cpu.json
 
 GPU example (one H100, < 5 min)::
 
@@ -312,30 +316,82 @@ def _launch_fresh(case: PriorCase, timeout: float | None) -> dict:
         return pending.get(timeout)
 
 
-def run_benchmark(cases: list[PriorCase], timeout: float | None = None, log=sys.stderr) -> list[dict]:
+def _round_order(items: list, firsts: list[bool], round_index: int) -> list:
+    """The order of one size's cases in round ``round_index``: those flagged in ``firsts`` (the untiled
+    reference, which the others' agreement needs) first, then the others rotated by ``round_index``, so
+    that no case always runs first.
+
+    >>> _round_order(["untiled", "a", "b", "c"], [True, False, False, False], 1)
+    ['untiled', 'b', 'c', 'a']
+    """
+    first = [item for item, is_first in zip(items, firsts) if is_first]
+    others = [item for item, is_first in zip(items, firsts) if not is_first]
+    shift = round_index % len(others) if others else 0
+    return first + others[shift:] + others[:shift]
+
+
+def _merge_rounds(rows: list[dict]) -> dict:
+    """One case's rows of every round as one row: every timed run, the median of each round, the median of
+    all runs, every rank's median network time and its largest peak over the rounds."""
+    merged = dict(rows[0])
+    times = [t for row in rows for t in row["times_s"]]
+    network = [statistics.median(values) for values in zip(*(row["network_s_per_rank"] for row in rows))]
+    merged.update(
+        times_s=times, round_medians_s=[row["median_s"] for row in rows], median_s=statistics.median(times),
+        network_s_per_rank=network, tiling_overhead_s=statistics.median(times) - max(network),
+        peak_bytes_per_rank=[max(values) for values in zip(*(row["peak_bytes_per_rank"] for row in rows))])
+    return merged
+
+
+def run_benchmark(cases: list[PriorCase], timeout: float | None = None, log=None, rounds: int = 1) -> list[dict]:
     """Run every case through :func:`distinv.launch` on fresh processes; adds ``agreement_psnr_db`` against
-    ``untiled``."""
-    references: dict[int, torch.Tensor] = {}
+    ``untiled``.
+
+    With ``rounds > 1`` each size's cases run once per round, interleaved (:func:`_round_order`), and each
+    row keeps the median of every round (``round_medians_s``): cases of the same round ran within minutes
+    of each other, so their per-round ratios are paired and a slow drift of the machine's speed (seen here
+    at ±15 % between launches minutes apart) cancels out of them. Agreement is measured in the first round.
+    """
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
+    log = sys.stderr if log is None else log  # looked up per call: a caller may redirect sys.stderr
+    ordered = sorted(cases, key=lambda c: (c.size, c.impl != "untiled", c.ranks))
     rows = []
-    for case in sorted(cases, key=lambda c: (c.size, c.impl != "untiled", c.ranks)):
-        print(f"[prior] {case.impl} size={case.size} ranks={case.ranks} overlap={case.overlap}", file=log, flush=True)
-        try:
-            row = _launch_fresh(case, timeout)
-        except Exception as exc:  # a failed cell is reported, the others still run
-            rows.append({"impl": case.impl, "size": case.size, "ranks": case.ranks, "overlap": case.overlap,
-                         "error": f"{type(exc).__name__}: {exc}"[:2000]})
-            continue
-        output = row.pop("output", None)
-        if case.impl == "untiled" and output is not None:
-            references[case.size] = output
-        reference = references.get(case.size)
-        row["agreement_psnr_db"] = (psnr_db(output, reference) if output is not None and reference is not None
-                                    else None)
-        if output is not None and reference is not None and case.impl != "untiled":
-            row["agreement_regions_db"] = agreement_by_region(
-                output, reference, row["settings"].get("core_boundaries", [[], []]), case.overlap)
-        rows.append(row)
+    for size in dict.fromkeys(case.size for case in ordered):
+        indices = [i for i, case in enumerate(ordered) if case.size == size]
+        reference = None
+        measured: dict[int, list[dict]] = {i: [] for i in indices}
+        failed: dict[int, dict] = {}
+        for round_index in range(rounds):
+            for i in _round_order(indices, [ordered[i].impl == "untiled" for i in indices], round_index):
+                if i in failed:
+                    continue
+                case = ordered[i]
+                print(f"[prior] {case.impl} size={case.size} ranks={case.ranks} overlap={case.overlap}"
+                      + (f" round {round_index + 1}/{rounds}" if rounds > 1 else ""), file=log, flush=True)
+                try:
+                    row = _launch_fresh(case, timeout)
+                except Exception as exc:  # a failed cell is reported, the others still run
+                    where = f" (round {round_index + 1})" if rounds > 1 else ""
+                    failed[i] = {"impl": case.impl, "size": case.size, "ranks": case.ranks, "overlap": case.overlap,
+                                 "error": f"{type(exc).__name__}{where}: {exc}"[:2000]}
+                    continue
+                output = row.pop("output", None)
+                if round_index == 0:
+                    if case.impl == "untiled" and output is not None:
+                        reference = output
+                    _add_agreement(row, case, output, reference)
+                measured[i].append(row)
+        rows.extend(failed[i] if i in failed else _merge_rounds(measured[i]) for i in indices)
     return rows
+
+
+def _add_agreement(row: dict, case: PriorCase, output, reference) -> None:
+    row["agreement_psnr_db"] = (psnr_db(output, reference) if output is not None and reference is not None
+                                else None)
+    if output is not None and reference is not None and case.impl != "untiled":
+        row["agreement_regions_db"] = agreement_by_region(
+            output, reference, row["settings"].get("core_boundaries", [[], []]), case.overlap)
 
 
 def agreement_by_region(output: torch.Tensor, reference: torch.Tensor, boundaries, width: int) -> dict:
@@ -434,6 +490,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every case this many times, interleaved with the other cases of its size "
+                             "(paired per-round ratios cancel the machine's slow speed drifts)")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=None, help="seconds per case")
@@ -446,8 +505,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--overlap values must be >= 0, got {args.overlap}")
     if len(args.patch) > 2 or min(args.patch) < 1:
         parser.error(f"--patch takes one or two integers >= 1 (rows, columns), got {args.patch}")
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
+    if args.repeats < 1 or args.warmup < 0 or args.rounds < 1:
+        parser.error(f"--repeats and --rounds must be >= 1 and --warmup >= 0, got {args.repeats}, {args.rounds} "
+                     f"and {args.warmup}")
     return args
 
 
@@ -455,7 +515,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from distinv.bench.provenance import collect_provenance
 
-    rows = run_benchmark(_cases(args), timeout=args.timeout)
+    rows = run_benchmark(_cases(args), timeout=args.timeout, rounds=args.rounds)
     document = {"benchmark": "distinv.bench.prior", "args": vars(args),
                 "provenance": collect_provenance(args.device), "results": rows}
     text = json.dumps(document, indent=2, default=str)

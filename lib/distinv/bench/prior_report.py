@@ -23,7 +23,7 @@ import plotly.graph_objects as go
 
 __all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "region_sentence", "overlap_sweeps",
            "agreement_cost_figure", "cheapest_at_least_as_good", "tradeoff_sentences", "memory_growth_sentence",
-           "network_layout_sentence"]
+           "network_layout_sentence", "paired_speedups"]
 
 _MIB = 2 ** 20
 #: Image regions of ``agreement_regions_db`` (see :func:`distinv.bench.prior.agreement_by_region`).
@@ -57,6 +57,7 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
         ``settings_key`` (the run's other settings), ``recorded_at``,
         ``channels``, ``peak_mib_per_rank``, ``date``, ``model``, ``impl``, ``size``,
         ``ranks``, ``patch``, ``overlap`` (an integer, or ``"ROWSxCOLS"`` per axis), ``median_s``,
+        ``round_medians_s`` (the median of each round of a ``--rounds`` run, else empty),
         ``network_s`` (slowest rank),
         ``overhead_s``, ``work_multiplier``, ``peak_mib`` (largest rank), ``agreement_psnr_db`` and, where
         recorded, the agreement by region ``border_db``, ``seams_db``, ``elsewhere_db`` (exact: empty).
@@ -83,7 +84,8 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
                     "model": row.get("model"), "impl": row["impl"], "size": row["size"], "ranks": row["ranks"],
                     "patch": str(row.get("settings", {}).get("patch", "")),
                     "overlap": overlap,
-                    "median_s": row["median_s"], "network_s": max(network) if network else None,
+                    "median_s": row["median_s"], "round_medians_s": row.get("round_medians_s"),
+                    "network_s": max(network) if network else None,
                     "overhead_s": row.get("tiling_overhead_s"), "work_multiplier": row["tile_work_multiplier"],
                     "peak_mib": max(row["peak_bytes_per_rank"]) / _MIB,
                     "agreement_psnr_db": _finite(agreement),
@@ -196,6 +198,52 @@ def network_layout_sentence(runs: pd.DataFrame) -> str:
     sources = ", ".join(f"`{b}` against `{a}`" for a, b in
                         pairs[["source_nchw", "source_last"]].drop_duplicates().itertuples(index=False))
     return f"The same cases with a channels-last network instead of NCHW ({sources}): " + ", ".join(parts) + "."
+
+
+def _ratio_cell(numerators, denominators) -> str:
+    ratios = sorted(a / b for a, b in zip(numerators, denominators))
+    middle = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+    return f"{middle:.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+
+
+def paired_speedups(runs: pd.DataFrame) -> pd.DataFrame:
+    """Speedups of every tiled row of one ``--rounds`` file over deepinv on as many ranks (same size and
+    overlap) and over the untiled network (one process), paired by round: the ratio of the two cases'
+    medians in each round, then the median and the range of those ratios over the rounds.
+
+    Cases of the same round ran minutes apart at most, so a slow drift of the machine's speed cancels out of
+    their ratio; a ratio of medians taken over the whole run does not have that protection.
+
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
+    :return: columns ``size``, ``ranks``, ``tiler``, ``overlap``, ``rounds``, ``vs deepinv``,
+        ``vs untiled`` (``"median× (min–max)"``; empty when there is no such baseline); no row when the
+        file has fewer than two rounds.
+
+    >>> rows = pd.DataFrame({"impl": ["untiled", "deepinv", "distinv"], "size": 64, "ranks": [1, 2, 2],
+    ...                      "overlap": [None, 8, 8], "round_medians_s": [[4.0, 6.0], [2.0, 3.45], [1.6, 3.0]]})
+    >>> paired_speedups(rows).to_dict("records")[1]
+    {'size': '64²', 'ranks': 2, 'tiler': 'distinv', 'overlap': 8, 'rounds': 2, 'vs deepinv': '1.20× (1.15–1.25)', 'vs untiled': '2.25× (2.00–2.50)'}
+    """
+    columns = ["size", "ranks", "tiler", "overlap", "rounds", "vs deepinv", "vs untiled"]
+    if "round_medians_s" not in runs:
+        return pd.DataFrame(columns=columns)
+    paired = runs[runs["round_medians_s"].map(lambda v: isinstance(v, list) and len(v) >= 2)]
+    records = []
+    for _, row in paired[paired["impl"] != "untiled"].iterrows():
+        same_size = paired[paired["size"] == row["size"]]
+        untiled = same_size[same_size["impl"] == "untiled"]
+        deepinv = same_size[(same_size["impl"] == "deepinv") & (same_size["ranks"] == row["ranks"])
+                            & (same_size["overlap"].astype(str) == str(row["overlap"]))]
+        rounds = row["round_medians_s"]
+        records.append({
+            "size": f"{row['size']}²", "ranks": row["ranks"], "tiler": row["impl"],
+            "overlap": int(row["overlap"]) if isinstance(row["overlap"], float) else row["overlap"],
+            "rounds": len(rounds),
+            "vs deepinv": (_ratio_cell(deepinv.iloc[0]["round_medians_s"], rounds)
+                           if row["impl"] != "deepinv" and not deepinv.empty else "–"),
+            "vs untiled": _ratio_cell(untiled.iloc[0]["round_medians_s"], rounds) if not untiled.empty else "–",
+        })
+    return pd.DataFrame(records, columns=columns)
 
 
 def _numeric_overlaps(runs: pd.DataFrame) -> pd.DataFrame:
