@@ -67,8 +67,9 @@ from distinv.bench import figures
 from distinv.bench.__main__ import resolve_config_path
 from distinv.bench.explorer import ResultsExplorer
 from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, memory_growth_sentence,
-                                        network_layout_sentence, overlap_sweeps, prior_table, region_sentence,
-                                        source_caption, styled_table, tradeoff_sentences)
+                                        network_layout_sentence, overlap_sweeps, paired_speedups, prior_table,
+                                        region_sentence, round_drift_sentence, source_caption, styled_table,
+                                        tradeoff_sentences)
 from distinv.bench.runner import run_config
 from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
                                    load_published_scaling, published_conditions)
@@ -247,6 +248,10 @@ for source, rows in prior_runs.groupby("source", sort=False):
     display(styled_table(prior_table(rows)))
     if growth := memory_growth_sentence(rows):
         display(Markdown(growth))
+    if not (paired := paired_speedups(rows)).empty:
+        display(Markdown(round_drift_sentence(rows) + " Speedups of each row, paired by round (median and range "
+                         "over the rounds):"))
+        display(paired.style.hide(axis="index"))
 
 # %% [markdown]
 # *Tables. Every row of the tiled-prior benchmark files, one table per file (model `small`: random
@@ -254,7 +259,11 @@ for source, rows in prior_runs.groupby("source", sort=False):
 # exact; the regions are the border band, the tile seams and the rest, each `overlap` wide). Below a
 # file with several sizes, the growth of the peak memory per rank: in the sharded layout a rank holds
 # its input slab, its output slab and the halo rows, nothing of the size of the whole signal; in the
-# replicated layouts every rank holds the whole signal and a whole output.*
+# replicated layouts every rank holds the whole signal and a whole output. Below a file run with
+# `--rounds`, the speedups paired by round: every case ran once per round, interleaved with the
+# others, and each ratio divides two medians of the same round. On a shared machine the same case
+# launched minutes apart can run at another speed while its repeats inside one launch agree (the
+# sentence above the table measures both): a ratio taken inside a round cancels that drift.*
 #
 # On a CPU, how the network's tensors are laid out in memory matters as much as the tiler: with its
 # weights and inputs stored channels-last (`TilingConfig(channels_last=True)`, `--channels-last` in

@@ -8,7 +8,8 @@ import pytest
 
 from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
                                         memory_growth_sentence, network_layout_sentence, prior_table, region_sentence, source_caption,
-                                        paired_speedups, styled_table, tradeoff_sentences)
+                                        paired_speedups, round_drift_sentence, styled_table,
+                                        tradeoff_sentences)
 
 
 def _row(impl, overlap, median, agreement, ranks=2):
@@ -114,7 +115,8 @@ def test_network_layout_compares_files_with_equal_settings_only(tmp_path):
 
 def test_paired_speedups_pair_the_rounds_of_one_file(tmp_path):
     def row(impl, ranks, rounds, overlap=32):
-        return dict(_row(impl, overlap, sorted(rounds)[1], 60.0, ranks=ranks), round_medians_s=rounds)
+        times = [t for median in rounds for t in (0.99 * median, 1.01 * median)]  # 2 repeats, 2 % apart
+        return dict(_row(impl, overlap, sorted(rounds)[1], 60.0, ranks=ranks), round_medians_s=rounds, times_s=times)
 
     document = {"args": {"rounds": 3}, "results": [
         row("untiled", 1, [6.0, 9.0, 6.6], overlap=None), row("deepinv", 2, [3.0, 4.5, 3.3]),
@@ -130,3 +132,8 @@ def test_paired_speedups_pair_the_rounds_of_one_file(tmp_path):
     assert table.loc[("deepinv", 2), "vs deepinv"] == "–" and table.loc[("deepinv", 2), "vs untiled"] == "2.00× (2.00–2.00)"
     assert set(table["rounds"]) == {3} and table.loc[("distinv", 2), "overlap"] == 32
     assert paired_speedups(runs[runs["source"] == "plain"]).empty  # one round: nothing is paired
+    # the cases moved by 50 to 65 % between rounds (6.0 to 9.0 s, 2.0 to 3.3 s...), by 2 % between repeats
+    assert round_drift_sentence(runs[runs["source"] == "rounds"]) == (
+        "Over the 4 cases of this file, the median of a case moved by up to 65 % from one round to another "
+        "(median 50 %), its repeats inside one round by up to 2 % (median 2 %).")
+    assert round_drift_sentence(runs[runs["source"] == "plain"]) == ""

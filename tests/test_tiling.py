@@ -156,6 +156,10 @@ def test_bad_inputs_raise_clear_errors():
         TilingConfig(exact=True)
     with pytest.raises(ValueError, match="blend must be one of"):
         TilingConfig(blend="average")
+    with pytest.raises(ValueError, match=r"schedule must be one of \('static', 'dynamic'\), got 'greedy'"):
+        TilingConfig(schedule="greedy")
+    with pytest.raises(ValueError, match="schedule='dynamic' needs layout='replicated'"):
+        TilingConfig(schedule="dynamic", layout="sharded")
     with pytest.raises(ValueError, match="layout must be one of"):
         TilingConfig(layout="split")
     with pytest.raises(ValueError, match=r"ramp must be a number in \(0, 1\], got 0"):

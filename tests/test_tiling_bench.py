@@ -35,6 +35,10 @@ def test_cli_runs_every_implementation_and_writes_json(tmp_path, capsys):
     assert regions["distinv"]["border"] > regions["deepinv"]["border"] + 10
     assert "agreement_regions_db" not in rows[("untiled", 1)]
     assert any(r["site"] == "tiling.halo" for r in rows[("distinv-sharded", 2)]["comm_per_call"])
+    # the dynamic schedule runs the same tiles, claimed from a shared counter
+    assert rows[("distinv-dynamic", 2)]["agreement_psnr_db"] == pytest.approx(rows[("distinv", 2)]["agreement_psnr_db"],
+                                                                              abs=1.0)
+    assert any(r["site"] == "tiling.claim" for r in rows[("distinv-dynamic", 2)]["comm_per_call"])
     with pytest.raises(SystemExit):
         prior.main(argv)  # refuses to overwrite without --force
     assert prior.main(argv[:-2] + ["--impls", "distinv", "--ranks", "1", "--out", str(out), "--force"]) == 0

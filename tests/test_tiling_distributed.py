@@ -1,6 +1,8 @@
-"""Tiled denoiser across 1, 2 and 3 gloo ranks == the single-process tiled denoiser; sharded == replicated."""
+"""Tiled denoiser across 1, 2 and 3 gloo ranks == the single-process tiled denoiser; sharded == replicated
+== the dynamic schedule."""
 
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -37,8 +39,13 @@ def _sharded(config):
     return dataclasses.replace(config, layout="sharded")
 
 
+def _dynamic(config):
+    return dataclasses.replace(config, schedule="dynamic")
+
+
 def tiled_rank(cases):
-    """Every case in both layouts; rank 0 returns the full outputs and the accounted sites."""
+    """Every case in both layouts and with the dynamic schedule; rank 0 returns the full outputs and the
+    accounted sites."""
     rank, world_size = comm.world()
     outputs = []
     with comm.accounting() as ledger:
@@ -47,7 +54,8 @@ def tiled_rank(cases):
             replicated = TiledDenoiser(net, config)(x, SIGMA)
             start, stop = slab_bounds(shape[2], world_size, rank)
             local = TiledDenoiser(net, _sharded(config))(x[:, :, start:stop], SIGMA)
-            outputs.append((replicated, gather_slabs(local, dst=0)))
+            dynamic = TiledDenoiser(net, _dynamic(config))(x, SIGMA)
+            outputs.append((replicated, gather_slabs(local, dst=0), dynamic))
         sites = {row["site"] for row in ledger.report() if row["bytes"] > 0}
     return outputs, sites
 
@@ -55,15 +63,16 @@ def tiled_rank(cases):
 @pytest.mark.parametrize("nprocs", [1, 2, 3])
 def test_distributed_equals_single_process_in_both_layouts(nprocs):
     outputs, sites = distinv.launch(tiled_rank, CASES, nprocs=nprocs, timeout=120)
-    for (name, shape, config), (replicated, sharded) in zip(CASES, outputs):
+    for (name, shape, config), (replicated, sharded, dynamic) in zip(CASES, outputs):
         net, x = _net(name, shape), _signal(shape)
         reference = TiledDenoiser(net, config)(x, SIGMA)
         if config.exact:
             torch.testing.assert_close(reference, net(x, SIGMA), rtol=0, atol=1e-12)
         torch.testing.assert_close(replicated, reference, rtol=0, atol=1e-12, msg=f"replicated {name} {shape}")
         torch.testing.assert_close(sharded, reference, rtol=0, atol=1e-12, msg=f"sharded {name} {shape}")
+        torch.testing.assert_close(dynamic, reference, rtol=0, atol=1e-12, msg=f"dynamic {name} {shape}")
     if nprocs > 1:
-        assert {"tiling.allreduce", "tiling.halo", "tiling.accumulate"} <= sites
+        assert {"tiling.allreduce", "tiling.halo", "tiling.accumulate", "tiling.claim"} <= sites
 
 
 GRAD_SHAPE = (1, 2, 70, 58)
@@ -78,7 +87,7 @@ def gradient_rank():
     """Gradients wrt the signal and the parameters, replicated and sharded, summed over ranks."""
     rank, world_size = comm.world()
     results = []
-    for config in [c for base in GRAD_CONFIGS for c in (base, _sharded(base))]:
+    for config in [c for base in GRAD_CONFIGS for c in (base, _sharded(base), _dynamic(base))]:
         net = _net("three", GRAD_SHAPE)
         x, probe = _signal(GRAD_SHAPE), _signal(GRAD_SHAPE, 9)
         if config.layout == "sharded":
@@ -103,7 +112,7 @@ def test_backward_equals_single_process_gradient(nprocs):
         x = _signal(GRAD_SHAPE).requires_grad_(True)
         (TiledDenoiser(net, base)(x, SIGMA) * _signal(GRAD_SHAPE, 9)).sum().backward()
         expected[base] = [x.grad] + [p.grad for p in net.parameters()]
-    configs = [c for base in GRAD_CONFIGS for c in ((base, "replicated"), (base, "sharded"))]
+    configs = [c for base in GRAD_CONFIGS for c in ((base, "replicated"), (base, "sharded"), (base, "dynamic"))]
     for index, (base, layout) in enumerate(configs):
         for got, want in zip(results[index], expected[base]):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=f"{layout} {base.patch}")
@@ -111,6 +120,37 @@ def test_backward_equals_single_process_gradient(nprocs):
     if nprocs == 3:  # the second config leaves a rank without tiles, in both layouts
         assert min(len(tiles) for tiles in grid.split_replicated(3)) == 0
         assert min(len(rows) for rows in grid.first_axis_rows(SlabLayout.balanced(GRAD_SHAPE[2], 3))) == 0
+
+
+class _PacedIdentity(torch.nn.Module):
+    """The identity, taking ``seconds`` per call; counts the tiles it ran."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.tiles = seconds, 0
+
+    def forward(self, x, sigma):
+        time.sleep(self.seconds)
+        self.tiles += x.shape[0]
+        return x
+
+
+def paced_rank(schedule):
+    """Rank 1's network is 15x slower than rank 0's: tiles run per rank, and whether the output is exact."""
+    rank, world_size = comm.world()
+    net = _PacedIdentity(0.002 if rank == 0 else 0.03)
+    x = torch.rand(1, 1, 96, 96, generator=torch.Generator().manual_seed(0))
+    config = TilingConfig(patch=16, overlap=4, align=1, max_batch_size=1, schedule=schedule)
+    out = TiledDenoiser(net, config)(x, SIGMA)
+    return comm.all_gather_object([None] * world_size, net.tiles, site="test"), torch.allclose(out, x, atol=1e-6)
+
+
+def test_dynamic_schedule_gives_the_slow_rank_fewer_tiles():
+    static, static_exact = distinv.launch(paced_rank, "static", nprocs=2, timeout=120)
+    dynamic, dynamic_exact = distinv.launch(paced_rank, "dynamic", nprocs=2, timeout=120)
+    assert static == [18, 18] and static_exact
+    # every tile ran once; the fast rank claimed most of them (about 15 of every 16 with these paces)
+    assert sum(dynamic) == 36 and dynamic[0] >= 27 and dynamic_exact
 
 
 def mismatched_shards_rank():

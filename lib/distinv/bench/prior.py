@@ -12,6 +12,7 @@ Implementations (``--impls``):
 
 - ``untiled``: the network on the whole signal, one process (run for ``ranks == 1`` only);
 - ``distinv``: :class:`~distinv.tiling.TiledDenoiser`, replicated layout, smooth blending;
+- ``distinv-dynamic``: the same with the dynamic schedule (ranks claim tiles as they free up);
 - ``distinv-crop``: the same with crop-assign (deepinv's rule), for the blending comparison;
 - ``distinv-sharded``: sharded layout, same tiles; every rank builds only its own slab;
 - ``distinv-slab``: sharded, best settings against untiled: one tile per rank slab plus an
@@ -48,7 +49,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-IMPLEMENTATIONS = ("untiled", "distinv", "distinv-crop", "distinv-sharded", "distinv-slab", "deepinv")
+IMPLEMENTATIONS = ("untiled", "distinv", "distinv-dynamic", "distinv-crop", "distinv-sharded", "distinv-slab",
+                   "deepinv")
 DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MODELS = ("small", "default", "shipped")
 SIGMA = 0.1
@@ -163,6 +165,8 @@ def _tiling_config(case: PriorCase, world_size: int):
                   channels_last=case.channels_last)
     if case.impl == "distinv":
         return TilingConfig(patch=case.patch, overlap=case.overlap, **common)
+    if case.impl == "distinv-dynamic":
+        return TilingConfig(patch=case.patch, overlap=case.overlap, schedule="dynamic", **common)
     if case.impl == "distinv-crop":
         return TilingConfig(patch=case.patch, overlap=case.overlap, blend="crop", **common)
     if case.impl == "distinv-sharded":

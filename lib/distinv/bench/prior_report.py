@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,7 @@ import plotly.graph_objects as go
 
 __all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "region_sentence", "overlap_sweeps",
            "agreement_cost_figure", "cheapest_at_least_as_good", "tradeoff_sentences", "memory_growth_sentence",
-           "network_layout_sentence", "paired_speedups"]
+           "network_layout_sentence", "paired_speedups", "round_drift_sentence"]
 
 _MIB = 2 ** 20
 #: Image regions of ``agreement_regions_db`` (see :func:`distinv.bench.prior.agreement_by_region`).
@@ -57,7 +58,8 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
         ``settings_key`` (the run's other settings), ``recorded_at``,
         ``channels``, ``peak_mib_per_rank``, ``date``, ``model``, ``impl``, ``size``,
         ``ranks``, ``patch``, ``overlap`` (an integer, or ``"ROWSxCOLS"`` per axis), ``median_s``,
-        ``round_medians_s`` (the median of each round of a ``--rounds`` run, else empty),
+        ``times_s`` (every timed run, round after round), ``round_medians_s`` (the median of each round
+        of a ``--rounds`` run, else empty),
         ``network_s`` (slowest rank),
         ``overhead_s``, ``work_multiplier``, ``peak_mib`` (largest rank), ``agreement_psnr_db`` and, where
         recorded, the agreement by region ``border_db``, ``seams_db``, ``elsewhere_db`` (exact: empty).
@@ -84,7 +86,8 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
                     "model": row.get("model"), "impl": row["impl"], "size": row["size"], "ranks": row["ranks"],
                     "patch": str(row.get("settings", {}).get("patch", "")),
                     "overlap": overlap,
-                    "median_s": row["median_s"], "round_medians_s": row.get("round_medians_s"),
+                    "median_s": row["median_s"], "times_s": row.get("times_s"),
+                    "round_medians_s": row.get("round_medians_s"),
                     "network_s": max(network) if network else None,
                     "overhead_s": row.get("tiling_overhead_s"), "work_multiplier": row["tile_work_multiplier"],
                     "peak_mib": max(row["peak_bytes_per_rank"]) / _MIB,
@@ -200,10 +203,16 @@ def network_layout_sentence(runs: pd.DataFrame) -> str:
     return f"The same cases with a channels-last network instead of NCHW ({sources}): " + ", ".join(parts) + "."
 
 
+def _rows_with_rounds(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``--rounds`` runs (two rounds or more)."""
+    if "round_medians_s" not in runs:
+        return runs.iloc[0:0]
+    return runs[runs["round_medians_s"].map(lambda v: isinstance(v, list) and len(v) >= 2)]
+
+
 def _ratio_cell(numerators, denominators) -> str:
     ratios = sorted(a / b for a, b in zip(numerators, denominators))
-    middle = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
-    return f"{middle:.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+    return f"{statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})"
 
 
 def paired_speedups(runs: pd.DataFrame) -> pd.DataFrame:
@@ -225,9 +234,7 @@ def paired_speedups(runs: pd.DataFrame) -> pd.DataFrame:
     {'size': '64²', 'ranks': 2, 'tiler': 'distinv', 'overlap': 8, 'rounds': 2, 'vs deepinv': '1.20× (1.15–1.25)', 'vs untiled': '2.25× (2.00–2.50)'}
     """
     columns = ["size", "ranks", "tiler", "overlap", "rounds", "vs deepinv", "vs untiled"]
-    if "round_medians_s" not in runs:
-        return pd.DataFrame(columns=columns)
-    paired = runs[runs["round_medians_s"].map(lambda v: isinstance(v, list) and len(v) >= 2)]
+    paired = _rows_with_rounds(runs)
     records = []
     for _, row in paired[paired["impl"] != "untiled"].iterrows():
         same_size = paired[paired["size"] == row["size"]]
@@ -244,6 +251,35 @@ def paired_speedups(runs: pd.DataFrame) -> pd.DataFrame:
             "vs untiled": _ratio_cell(untiled.iloc[0]["round_medians_s"], rounds) if not untiled.empty else "–",
         })
     return pd.DataFrame(records, columns=columns)
+
+
+def round_drift_sentence(runs: pd.DataFrame) -> str:
+    """How much a case's time moved between the rounds of one ``--rounds`` file, against how much it moved
+    between the repeats inside one round: the reason to pair ratios by round.
+
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
+    :return: one Markdown sentence, or ``""`` when the file has fewer than two rounds.
+
+    >>> rows = pd.DataFrame({"round_medians_s": [[1.0, 1.2], [2.0, 2.1], [1.0, 1.1]],
+    ...                      "times_s": [[1.0, 1.01, 1.2, 1.2], [2.0, 2.0, 2.1, 2.12], [1.0, 1.0, 1.1, 1.1]]})
+    >>> print(round_drift_sentence(rows))
+    Over the 3 cases of this file, the median of a case moved by up to 20 % from one round to another (median 10 %), its repeats inside one round by up to 1 % (median 1 %).
+    """
+    paired = _rows_with_rounds(runs)
+    if paired.empty:
+        return ""
+    between, within = [], []
+    for rounds, times in zip(paired["round_medians_s"], paired["times_s"]):
+        between.append(max(rounds) / min(rounds) - 1)
+        per_round = len(times) // len(rounds)
+        within.append(max(max(chunk) / min(chunk) - 1 for chunk in
+                          (times[i:i + per_round] for i in range(0, len(times), per_round))))
+    def percents(values) -> tuple[float, float]:
+        return 100 * max(values), 100 * statistics.median(values)
+
+    return ("Over the {} cases of this file, the median of a case moved by up to {:.0f} % from one round to another "
+            "(median {:.0f} %), its repeats inside one round by up to {:.0f} % (median {:.0f} %)."
+            .format(len(between), *percents(between), *percents(within)))
 
 
 def _numeric_overlaps(runs: pd.DataFrame) -> pd.DataFrame:

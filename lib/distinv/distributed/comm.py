@@ -25,7 +25,8 @@ import torch.distributed as dist
 
 __all__ = [
     "CommLedger", "comm_ledger", "accounting", "all_reduce", "all_gather", "all_gather_object",
-    "broadcast", "send", "recv", "batch_isend_irecv", "barrier", "world", "P2POp",
+    "broadcast", "send", "recv", "batch_isend_irecv", "barrier", "world", "P2POp", "counter_add",
+    "counter_delete",
 ]
 
 
@@ -216,3 +217,26 @@ def barrier(*, site: str = "barrier") -> None:
     """Barrier across ranks; a no-op on one rank."""
     if world()[1] > 1:
         _issue(site, 0, [], dist.barrier)
+
+
+def _store() -> "dist.Store":
+    """The key-value store the default process group was initialised with (shared by every rank)."""
+    from torch.distributed import distributed_c10d
+
+    try:
+        return distributed_c10d._get_default_store()
+    except (AttributeError, RuntimeError, ValueError) as exc:
+        raise RuntimeError(f"a counter shared by the ranks needs the default process group's store: {exc}") from exc
+
+
+def counter_add(key: str, amount: int, *, site: str) -> int:
+    """Add ``amount`` to the integer counter ``key`` shared by every rank (atomic; starts at 0) and return
+    its new value. Counted as one call of 8 bytes."""
+    result = []
+    _issue(site, 8, [], lambda: result.append(_store().add(key, amount)))
+    return result[0]
+
+
+def counter_delete(key: str) -> None:
+    """Delete the counter ``key`` from the store (once nobody reads it any more)."""
+    _store().delete_key(key)

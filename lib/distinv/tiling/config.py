@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TilingConfig", "BLENDS", "LAYOUTS"]
+__all__ = ["TilingConfig", "BLENDS", "LAYOUTS", "SCHEDULES"]
 
 BLENDS = ("smooth", "crop")
 LAYOUTS = ("replicated", "sharded")
+SCHEDULES = ("static", "dynamic")
 
 
 def _per_axis(name: str, value, minimum: int) -> tuple[int, ...] | int:
@@ -53,6 +54,12 @@ class TilingConfig:
         (e.g. ``torch.bfloat16``); ``None`` for the signal's dtype.
     :param bool channels_last: run the network channels-last: channels-last windows, and the network's
         parameters stored channels-last (converted in place when the tiled denoiser is built).
+    :param str schedule: which rank runs which tiles in the replicated layout. ``"static"``: contiguous
+        runs of equal work, fixed in advance (deepinv's rule too); bit-for-bit reproducible.
+        ``"dynamic"``: each rank claims the next batch of tiles (largest first) from a counter shared
+        through the process group's store when it is ready for more work, so a rank slowed down by its
+        machine does fewer tiles. The output then agrees with the static one to float rounding, not
+        bit for bit (each rank's share of the sum changes from run to run). Replicated layout only.
 
     >>> TilingConfig(patch=128, overlap=16).blend
     'smooth'
@@ -68,6 +75,7 @@ class TilingConfig:
     max_batch_size: int | None = 4
     autocast_dtype: torch.dtype | None = None
     channels_last: bool = False
+    schedule: str = "static"
 
     def __post_init__(self):
         _per_axis("patch", self.patch, 1)
@@ -80,6 +88,11 @@ class TilingConfig:
             raise ValueError(f"ramp must be a number in (0, 1], got {self.ramp!r}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule == "dynamic" and self.layout != "replicated":
+            raise ValueError("schedule='dynamic' needs layout='replicated': in the sharded layout a row of tiles "
+                             "is run by the rank that holds its slab")
         if not isinstance(self.exact, bool):
             raise TypeError(f"exact must be a bool, got {self.exact!r}")
         if self.exact and self.blend != "crop":

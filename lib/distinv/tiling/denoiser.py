@@ -8,21 +8,26 @@ With tiles ``t``, windows ``W_t`` (a restriction, plus reflect padding ``P_t``) 
     D_{\\text{tiled}}(x, \\sigma) = \\sum_t W_t^{\\top}\\big(ω_t \\odot P_t^{\\dagger} D(P_t W_t x, \\sigma)\\big).
 
 Rank ``r`` evaluates the terms of its own tiles. Replicated layout: tiles are split into contiguous
-runs of equal work, every rank adds its terms into a full-size output and one all-reduce
-(site ``"tiling.allreduce"``) sums them. Sharded layout: rank ``r`` holds rows ``[s_r, e_r)`` of the
-first spatial axis (any :class:`~distinv.distributed.sharding.SlabLayout`), processes the rows of
-tiles whose core centre it holds, fetches the window rows it lacks from their owners
-(``"tiling.halo"``), and sends back the output rows that belong to other slabs, where they are added
-(``"tiling.accumulate"``); a rank never holds more than its slab plus these halos (windows are cut
-from the slab and the received halo rows directly: no extended copy of the slab is built, so the
-input and the output slab are the only slab-sized buffers). The tile grid
-depends on the global shape only, so both layouts compute the same tiles and agree to float rounding.
+runs of equal work (``schedule="static"``), or claimed batch by batch, largest first, from a counter
+in the process group's store (``schedule="dynamic"``, site ``"tiling.claim"``); every rank adds its
+terms into a full-size output and one all-reduce (site ``"tiling.allreduce"``) sums them.
+Sharded layout: rank ``r`` holds rows ``[s_r, e_r)`` of the first spatial axis (any
+:class:`~distinv.distributed.sharding.SlabLayout`), processes the rows of tiles whose core centre it
+holds, fetches the window rows it lacks from their owners (``"tiling.halo"``), and sends back the
+output rows that belong to other slabs, where they are added (``"tiling.accumulate"``); a rank never
+holds more than its slab plus these halos (windows are cut from the slab and the received halo rows
+directly: no extended copy of the slab is built, so the input and the output slab are the only
+slab-sized buffers). The tile grid depends on the global shape only, so both layouts compute the same
+tiles and agree to float rounding.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
+import math
+from collections import OrderedDict, deque
 from contextlib import nullcontext
+from typing import Iterable, Iterator
 
 import torch
 
@@ -36,6 +41,13 @@ from distinv.tiling.geometry import TileGrid
 from distinv.tiling.windows import StackedRows, reflect_pad_end, window_weight
 
 __all__ = ["TiledDenoiser", "to_channels_last"]
+
+#: Numbers the dynamic-schedule calls: every rank makes the same sequence of calls (they end in a
+#: collective), so the n-th call's counter has the same key on every rank.
+_DYNAMIC_CALLS = itertools.count()
+#: Batches a CUDA rank may have queued when it claims the next one: claims follow the GPU's pace, not
+#: the host's (which queues kernels far ahead of them).
+_QUEUED_BATCHES = 2
 
 
 class _SumOverRanks(torch.autograd.Function):
@@ -161,16 +173,42 @@ class TiledDenoiser(Denoiser):
     def _replicated(self, x: torch.Tensor, sigma, kwargs) -> torch.Tensor:
         rank, world_size = comm.world()
         grid = self.grid(x.shape)
-        tiles = grid.split_replicated(world_size)[rank]
+        key = None
+        if self.config.schedule == "dynamic" and world_size > 1:
+            key = f"distinv/tiling/claims/{next(_DYNAMIC_CALLS)}"
+            largest_first = sorted(grid.tiles(), key=lambda tile: -math.prod(grid.window_shape(tile)))
+            batches = self._claimed(self._batches(grid, largest_first), key, x.device)
+        else:
+            batches = self._batches(grid, grid.split_replicated(world_size)[rank])
         if world_size > 1 and torch.is_grad_enabled() and x.requires_grad:
             x = _ReplicatedInput.apply(x, "tiling.allreduce")
         out = _TiedZeros.apply(x)
-        self._run(StackedRows((x,)), StackedRows((out,)), grid, tiles, sigma, kwargs)
+        self._run(StackedRows((x,)), StackedRows((out,)), grid, batches, sigma, kwargs)
         if world_size == 1:
             return out
         if out.requires_grad:
-            return _SumOverRanks.apply(out, "tiling.allreduce")
-        return comm.all_reduce(out, site="tiling.allreduce")
+            out = _SumOverRanks.apply(out, "tiling.allreduce")
+        else:
+            out = comm.all_reduce(out, site="tiling.allreduce")
+        if key is not None and rank == 0:  # every rank has left its claims loop: it took part in the sum
+            comm.counter_delete(key)
+        return out
+
+    @staticmethod
+    def _claimed(batches: list[list[tuple]], key: str, device: torch.device) -> Iterator[list[tuple]]:
+        """The batches this rank claims, one at a time, from the counter ``key`` shared by the ranks."""
+        queued: deque = deque()
+        while True:
+            if device.type == "cuda":
+                while len(queued) >= _QUEUED_BATCHES:
+                    queued.popleft().synchronize()
+            index = comm.counter_add(key, 1, site="tiling.claim") - 1
+            if index >= len(batches):
+                return
+            yield batches[index]
+            if device.type == "cuda":
+                queued.append(torch.cuda.Event())
+                queued[-1].record()
 
     def _sharded(self, x: torch.Tensor, sigma, kwargs) -> torch.Tensor:
         rank, _ = comm.world()
@@ -182,26 +220,31 @@ class TiledDenoiser(Denoiser):
         first = layout.start(rank) - head.shape[2]
         out = tuple(_TiedZeros.apply(part) for part in (head, x, tail))
         tiles = grid.tiles(grid.first_axis_rows(layout)[rank])
-        self._run(StackedRows((head, x, tail), first), StackedRows(out, first), grid, tiles, sigma, kwargs)
+        self._run(StackedRows((head, x, tail), first), StackedRows(out, first), grid, self._batches(grid, tiles), sigma,
+                  kwargs)
         return add_halo_rows(out[1], out[0], out[2], before, after, dim=2, mode="none", layout=layout,
                              site="tiling.accumulate")
 
     # ----------------------------------------------------------------------- tiles
 
-    def _run(self, source: StackedRows, out: StackedRows, grid: TileGrid, tiles, sigma, kwargs) -> None:
-        """Add the weighted outputs of ``tiles``, read from ``source``, into ``out``."""
+    def _batches(self, grid: TileGrid, tiles) -> list[list[tuple]]:
+        """``tiles`` grouped by window shape (in order of first appearance), in batches of at most
+        ``max_batch_size``: one network call each."""
         groups: OrderedDict[tuple, list] = OrderedDict()
         for tile in tiles:
             groups.setdefault(grid.window_shape(tile), []).append(tile)
-        batch_size = source.parts[0].shape[0]
         per_call = self.config.max_batch_size or len(tiles) or 1
-        for group in groups.values():
-            for first in range(0, len(group), per_call):
-                chunk = group[first:first + per_call]
-                windows = torch.cat([self._window(source, grid, tile) for tile in chunk], dim=0)
-                denoised = self._denoise(windows, self._tile_sigma(sigma, batch_size, len(chunk)), kwargs)
-                for j, tile in enumerate(chunk):
-                    self._place(out, denoised[j * batch_size:(j + 1) * batch_size], grid, tile)
+        return [group[first:first + per_call] for group in groups.values() for first in range(0, len(group), per_call)]
+
+    def _run(self, source: StackedRows, out: StackedRows, grid: TileGrid, batches: Iterable[list[tuple]], sigma,
+             kwargs) -> None:
+        """Add the weighted outputs of the tiles of ``batches``, read from ``source``, into ``out``."""
+        batch_size = source.parts[0].shape[0]
+        for batch in batches:
+            windows = torch.cat([self._window(source, grid, tile) for tile in batch], dim=0)
+            denoised = self._denoise(windows, self._tile_sigma(sigma, batch_size, len(batch)), kwargs)
+            for j, tile in enumerate(batch):
+                self._place(out, denoised[j * batch_size:(j + 1) * batch_size], grid, tile)
 
     def _denoise(self, windows: torch.Tensor, sigma, kwargs) -> torch.Tensor:
         if self.config.channels_last:
