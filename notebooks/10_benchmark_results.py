@@ -47,6 +47,7 @@ grids = ["cpu-collectives", "cpu"]  # shipped configurations (or YAML paths) run
 results_dir = "../results/local/cpu"  # where this machine's runs are stored
 external_dir = "../results/external"  # one sub-folder per machine whose results were produced elsewhere
 prior_dir = "../results/prior"  # JSON outputs of the tiled-prior benchmark (python -m distinv.bench.prior)
+schedule_dir = "../results/schedule"  # JSON outputs of python -m distinv.bench.schedule
 run_grids = True  # False: only show what the folders already hold
 force = False  # rerun points already done
 model_image = 4096  # image side of the scaling prediction (as in the published figures)
@@ -58,6 +59,7 @@ assumed_link_latency_us = 5.0  # what-if interconnect latency (µs)
 
 # %%
 import dataclasses
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -71,6 +73,7 @@ from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, 
                                         region_sentence, round_drift_sentence, source_caption, styled_table,
                                         tradeoff_sentences)
 from distinv.bench.runner import run_config
+from distinv.bench.schedule import summary_sentence as schedule_sentence
 from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
                                    load_published_scaling, published_conditions)
 from distinv.bench.store import load_results
@@ -261,9 +264,10 @@ for source, rows in prior_runs.groupby("source", sort=False):
 # its input slab, its output slab and the halo rows, nothing of the size of the whole signal; in the
 # replicated layouts every rank holds the whole signal and a whole output. Below a file run with
 # `--rounds`, the speedups paired by round: every case ran once per round, interleaved with the
-# others, and each ratio divides two medians of the same round. On a shared machine the same case
-# launched minutes apart can run at another speed while its repeats inside one launch agree (the
-# sentence above the table measures both): a ratio taken inside a round cancels that drift.*
+# others, and each ratio divides two medians of the same round, so a drift of the machine's speed
+# slower than one round cancels out of it. The sentence above the table says how far a case moved
+# between rounds and between the repeats of one round; the range of each ratio shows what pairing
+# does not remove.*
 #
 # On a CPU, how the network's tensors are laid out in memory matters as much as the tiler: with its
 # weights and inputs stored channels-last (`TilingConfig(channels_last=True)`, `--channels-last` in
@@ -285,6 +289,30 @@ for (source, size, ranks), sweep in overlap_sweeps(prior_runs):
     agreement_cost_figure(sweep, title=f"{source}: {size}², {ranks} ranks").show()
     display(Markdown(" ".join(tradeoff_sentences(sweep, "deepinv", 32)) or "No tiler matches deepinv's agreement."))
     display(Markdown(region_sentence(sweep, 32)))
+
+# %% [markdown]
+# ## Which rank runs which tile: static or dynamic schedule
+#
+# In the replicated layout any rank can run any tile. deepinv, and distinv by default, fix the split
+# in advance: contiguous runs of tiles of equal work (`schedule="static"`). With
+# `TilingConfig(schedule="dynamic")` a rank claims the next batch of tiles, largest first, from a
+# counter in the process group's store whenever it is ready for more, so a rank slowed down by its
+# machine runs fewer tiles. The two schedules differ by less than the drift of this machine between
+# launches, so `python -m distinv.bench.schedule` runs both in the same ranks, call after call, each
+# rank pinned to its own core: once on balanced ranks and once with a busy process sharing one rank's
+# core (the noisy neighbour of a shared node).
+
+# %%
+schedule_files = sorted(Path(schedule_dir).glob("*.json"))
+for path in schedule_files:
+    document = json.loads(path.read_text())
+    settings = document["args"]
+    display(Markdown(f"`{path.stem}` ({settings['size']}², patch {settings['patch']}, overlap "
+                     f"{settings['overlap']}, {settings['calls']} calls of each schedule, "
+                     f"{document['provenance'].get('device_name', 'cpu')}, "
+                     f"{document['provenance'].get('cpu_count')} cores): " + schedule_sentence(document)))
+if not schedule_files:
+    display(Markdown(f"No schedule benchmark file in `{schedule_dir}` yet."))
 
 # %% [markdown]
 # ## Explore
