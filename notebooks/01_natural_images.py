@@ -85,6 +85,7 @@ overlap = 32  # tile overlap
 max_batch_size = 0  # tiles per denoiser call (0: all of a rank's tiles at once)
 channels_last = True  # run the denoiser channels-last (weights and windows): faster on CPU
 implementation = "distinv"  # tiled prior: "distinv" (smooth blending) or "deepinv" (crop)
+schedule = "static"  # distinv: "static" split of the tiles, or "dynamic" (ranks claim tiles as they free up)
 weights = "auto"  # denoiser name ("auto": the shipped small DRUNet), or "random" (wiring only)
 weights_source = "shipped"  # "shipped", "download" or a path
 compare_one_rank = True  # also run on 1 rank to compare
@@ -94,7 +95,8 @@ n_ranks = distinv.resolve_nprocs(nprocs, device)
 base_config = dict(
     size=size, K=K, sigma_n=sigma_n, blur_sigma=list(blur_sigma), downsample=downsample, image=image,
     channels=channels, iterations=iterations, device=device, patch=patch, overlap=overlap,
-    max_batch_size=max_batch_size or None, channels_last=channels_last, implementation=implementation, weights=weights,
+    max_batch_size=max_batch_size or None, channels_last=channels_last, implementation=implementation,
+    schedule=schedule, weights=weights,
     weights_source=weights_source, progress=True,
 )
 runs: dict = {}

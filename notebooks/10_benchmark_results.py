@@ -293,8 +293,9 @@ for (source, size, ranks), sweep in overlap_sweeps(prior_runs):
 # %% [markdown]
 # ## Which rank runs which tile: static or dynamic schedule
 #
-# In the replicated layout any rank can run any tile. deepinv, and distinv by default, fix the split
-# in advance: contiguous runs of tiles of equal work (`schedule="static"`). With
+# In the replicated layout any rank can run any tile. deepinv fixes the split in advance (tiles
+# dealt round-robin), and so does distinv by default (contiguous runs of tiles of equal work,
+# `schedule="static"`). With
 # `TilingConfig(schedule="dynamic")` a rank claims the next batch of tiles, largest first, from a
 # counter in the process group's store whenever it is ready for more, so a rank slowed down by its
 # machine runs fewer tiles. The two schedules differ by less than the drift of this machine between

@@ -103,10 +103,10 @@ def test_conjugate_gradient_solves_spd_system():
     assert torch.allclose(m @ x, b, atol=1e-8)
 
 
-def _tiled_equals_whole(implementation: str):
+def _tiled_equals_whole(implementation: str, schedule: str = "static"):
     with AccountedContext("prior", torch.device("cpu")) as ctx:
         blend = "crop" if implementation == "deepinv" else "smooth"
-        config = PriorConfig(implementation=implementation, patch=16, overlap=4, blend=blend)
+        config = PriorConfig(implementation=implementation, patch=16, overlap=4, blend=blend, schedule=schedule)
         prior = tiled_prior(lambda x, sigma: 2 * x + sigma, config, ctx)
         x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0))
         return torch.allclose(prior(x, 0.5), 2 * x + 0.5)
@@ -116,6 +116,7 @@ def _tiled_equals_whole(implementation: str):
 def test_tiled_prior_of_pointwise_map_is_exact(nprocs):
     assert distinv.launch(_tiled_equals_whole, "deepinv", nprocs=nprocs, timeout=120)
     assert distinv.launch(_tiled_equals_whole, "distinv", nprocs=nprocs, timeout=120)
+    assert distinv.launch(_tiled_equals_whole, "distinv", "dynamic", nprocs=nprocs, timeout=120)
     assert distinv.launch(_tiled_equals_whole, "none", nprocs=1, timeout=120)
 
 
@@ -154,6 +155,9 @@ def test_default_config_round_trips():
     ({"implementation": "deepinv", "blend": "smooth"}, ValueError, r"implementation='deepinv' crops .*got 'smooth'"),
     ({"layout": "sharded"}, ValueError, r"layout must be 'replicated' \(the solver keeps x on every rank\)"),
     ({"channels_last": "yes"}, TypeError, r"channels_last must be a bool, got 'yes'"),
+    ({"schedule": "greedy"}, ValueError, r"schedule must be one of \('static', 'dynamic'\), got 'greedy'"),
+    ({"implementation": "deepinv", "blend": "crop", "schedule": "dynamic"}, ValueError,
+     r"schedule='dynamic' needs implementation='distinv' .*got 'deepinv'"),
     ({"device": "tpu"}, ValueError, r"device must be one of \('auto', 'cpu', 'cuda'\), got 'tpu'"),
     ({"K": 0}, ValueError, r"K must be an integer >= 1, got 0"),
     ({"sigma_n": -1.0}, ValueError, r"sigma_n must be a number >= 0, got -1.0"),

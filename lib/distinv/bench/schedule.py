@@ -1,7 +1,7 @@
 """Static against dynamic tile schedule, in one launch, on balanced ranks and with a busy neighbour.
 
-The replicated tiler splits its tiles over the ranks in advance (``schedule="static"``, deepinv's
-rule too) or lets each rank claim the next batch when it is ready (``schedule="dynamic"``, see
+The replicated tiler splits its tiles over the ranks in advance (``schedule="static"``; deepinv's
+split, round-robin, is fixed in advance too) or lets each rank claim the next batch when it is ready (``schedule="dynamic"``, see
 :class:`distinv.tiling.TilingConfig`). A benchmark that launches each schedule separately cannot tell
 them apart on a shared machine: the same case launched minutes apart moves by more than their
 difference. Here both schedules run in the same ranks, call after call in ABBA order, and every

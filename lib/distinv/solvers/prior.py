@@ -4,7 +4,8 @@ r"""The prior step of the solvers: a denoiser :math:`D_\sigma`, tiled across ran
 untrained small DRUNet for wiring checks); :func:`tiled_prior` wraps it so that each rank denoises
 only its own tiles:
 
-- ``"distinv"``: :class:`distinv.tiling.TiledDenoiser` (blending, sharded layout);
+- ``"distinv"``: :class:`distinv.tiling.TiledDenoiser` (blending, replicated layout, static or dynamic
+  schedule);
 - ``"deepinv"``: deepinv's ``DistributedProcessing`` (replicated layout: every rank holds the whole
   image, tiles are assigned round-robin, outputs are cropped without blending, then all-reduced);
 - ``"none"``: the denoiser on the whole image, on every rank (a reference, no communication).
@@ -76,7 +77,8 @@ def tiled_prior(denoiser: torch.nn.Module, config: PriorConfig, ctx) -> torch.nn
             strategy_kwargs={"patch_size": config.patch, "overlap": config.overlap, "tiling_dims": (-2, -1)},
         )
     tiling = TilingConfig(patch=config.patch, overlap=config.overlap, max_batch_size=config.max_batch_size,
-                          blend=config.blend, layout=config.layout, channels_last=config.channels_last)
+                          blend=config.blend, layout=config.layout, channels_last=config.channels_last,
+                          schedule=config.schedule)
     return TiledDenoiser(denoiser, tiling)
 
 

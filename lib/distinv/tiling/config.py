@@ -55,7 +55,8 @@ class TilingConfig:
     :param bool channels_last: run the network channels-last: channels-last windows, and the network's
         parameters stored channels-last (converted in place when the tiled denoiser is built).
     :param str schedule: which rank runs which tiles in the replicated layout. ``"static"``: contiguous
-        runs of equal work, fixed in advance (deepinv's rule too); bit-for-bit reproducible.
+        runs of equal work, fixed in advance (deepinv's round-robin split is fixed too); bit-for-bit
+        reproducible.
         ``"dynamic"``: each rank claims the next batch of tiles (largest first) from a counter shared
         through the process group's store when it is ready for more work, so a rank slowed down by its
         machine does fewer tiles. The output then agrees with the static one to float rounding, not
