@@ -298,10 +298,12 @@ for (source, size, ranks), sweep in overlap_sweeps(prior_runs):
 # `schedule="static"`). With
 # `TilingConfig(schedule="dynamic")` a rank claims the next batch of tiles, largest first, from a
 # counter in the process group's store whenever it is ready for more, so a rank slowed down by its
-# machine runs fewer tiles. The two schedules differ by less than the drift of this machine between
-# launches, so `python -m distinv.bench.schedule` runs both in the same ranks, call after call, each
-# rank pinned to its own core: once on balanced ranks and once with a busy process sharing one rank's
-# core (the noisy neighbour of a shared node).
+# machine runs fewer tiles. The tilers differ by less than the drift of this machine between
+# launches, so `python -m distinv.bench.schedule` runs distinv's two schedules and deepinv's
+# `DistributedProcessing` in the same ranks, one call each in turn, each rank pinned to its own core:
+# once on balanced ranks and once with a busy process sharing one rank's core (the noisy neighbour of
+# a shared node). Inside one launch the ratios are also the least noisy comparison of distinv's
+# static split with deepinv's.
 
 # %%
 schedule_files = sorted(Path(schedule_dir).glob("*.json"))
@@ -309,7 +311,7 @@ for path in schedule_files:
     document = json.loads(path.read_text())
     settings = document["args"]
     display(Markdown(f"`{path.stem}` ({settings['size']}², patch {settings['patch']}, overlap "
-                     f"{settings['overlap']}, {settings['calls']} calls of each schedule, "
+                     f"{settings['overlap']}, {settings['calls']} calls of each tiler, "
                      f"{document['provenance'].get('device_name', 'cpu')}, "
                      f"{document['provenance'].get('cpu_count')} cores): " + schedule_sentence(document)))
 if not schedule_files:

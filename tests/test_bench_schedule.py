@@ -1,4 +1,4 @@
-"""The schedule benchmark at a tiny size: both schedules in the same ranks, every tile run once, same output."""
+"""The schedule benchmark at a tiny size: the three tilers in the same ranks, every tile run once, same output."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from distinv.bench import schedule
 
 
-def test_both_schedules_run_every_tile_once_and_agree(tmp_path, capsys):
+def test_every_tiler_runs_every_tile_once_and_the_schedules_agree(tmp_path, capsys):
     out = tmp_path / "schedule.json"
     argv = ["--size", "128", "--patch", "32", "--overlap", "8", "--calls", "2", "--contend", "none", "1",
             "--out", str(out)]
@@ -16,15 +16,17 @@ def test_both_schedules_run_every_tile_once_and_agree(tmp_path, capsys):
     assert json.loads(out.read_text()) == document
     assert [c["contended_rank"] for c in document["conditions"]] == [None, 1]
     for condition in document["conditions"]:
-        rows = {row["schedule"]: row for row in condition["rows"]}
-        assert set(rows) == {"static", "dynamic"} and condition["ranks"] == 2
-        assert rows["static"]["tiles_per_rank"] == [8, 8]  # 4 x 4 tiles, contiguous halves of equal work
-        assert sum(rows["dynamic"]["tiles_per_rank"]) == 16
+        rows = {row["tiler"]: row for row in condition["rows"]}
+        assert list(rows) == list(schedule.TILERS) and condition["ranks"] == 2
+        # 4 x 4 tiles: contiguous halves of equal work (distinv), dealt round-robin (deepinv), claimed (dynamic)
+        assert rows["distinv"]["tiles_per_rank"] == [8, 8] and rows["deepinv"]["tiles_per_rank"] == [8, 8]
+        assert sum(rows["distinv-dynamic"]["tiles_per_rank"]) == 16
         assert all(len(row["times_s"]) == 2 for row in rows.values())
-        assert len(condition["paired_static_over_dynamic"]) == 2
+        ratios = schedule.paired_ratio(condition, "deepinv", "distinv")
+        assert ratios == [a / b for a, b in zip(rows["deepinv"]["times_s"], rows["distinv"]["times_s"])]
         # the same tiles summed in another order: equal to float rounding
-        assert condition["max_abs_difference"] < 1e-5
-    assert schedule.summary_sentence(document).startswith("With 2 balanced ranks: static ")
+        assert condition["max_abs_difference_static_dynamic"] < 1e-5
+    assert schedule.summary_sentence(document).startswith("With 2 balanced ranks: distinv ")
     with pytest.raises(SystemExit):
         schedule.main(argv)  # refuses to overwrite without --force
 

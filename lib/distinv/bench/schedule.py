@@ -1,11 +1,13 @@
-"""Static against dynamic tile schedule, in one launch, on balanced ranks and with a busy neighbour.
+"""Which rank runs which tile: distinv's static and dynamic schedules and deepinv's split, in one launch.
 
 The replicated tiler splits its tiles over the ranks in advance (``schedule="static"``; deepinv's
-split, round-robin, is fixed in advance too) or lets each rank claim the next batch when it is ready (``schedule="dynamic"``, see
-:class:`distinv.tiling.TilingConfig`). A benchmark that launches each schedule separately cannot tell
-them apart on a shared machine: the same case launched minutes apart moves by more than their
-difference. Here both schedules run in the same ranks, call after call in ABBA order, and every
-pair of calls gives a paired ratio.
+split, round-robin, is fixed in advance too) or lets each rank claim the next batch when it is ready
+(``schedule="dynamic"``, see :class:`distinv.tiling.TilingConfig`). A benchmark that launches each
+tiler separately cannot tell them apart on a shared machine: the same case launched minutes apart
+moves by more than their difference. Here the three tilers (``distinv``, ``distinv-dynamic`` and
+``deepinv``'s ``DistributedProcessing``, as in :mod:`distinv.bench.prior`, one tile per network
+call) run in the same ranks, one call each in turn (the order rotates from call to call), and the
+calls of one turn give paired ratios.
 
 Conditions (``--contend``): ``none`` (each rank pinned to its own core) and a rank number ``r``
 (the same pinning, plus a busy process pinned to rank ``r``'s core: the noisy neighbour of a shared
@@ -29,14 +31,15 @@ from dataclasses import dataclass
 
 import torch
 
-from distinv.tiling.config import SCHEDULES
+__all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence", "main"]
 
-__all__ = ["ScheduleCase", "schedule_rank", "run_condition", "summary_sentence", "main"]
+#: The tilers compared, as :mod:`distinv.bench.prior` implementations (the first two: distinv's schedules).
+TILERS = ("distinv", "distinv-dynamic", "deepinv")
 
 
 @dataclass(frozen=True)
 class ScheduleCase:
-    """One condition: ``size²`` gray signal, small random DRUNet, ``calls`` pairs of calls.
+    """One condition: ``size²`` gray signal, small random DRUNet, ``calls`` turns of one call per tiler.
 
     :param int contended_rank: the rank whose core a busy process shares; ``-1`` for none.
     """
@@ -56,40 +59,47 @@ def _busy(core: int) -> None:  # pragma: no cover - runs in a child process unti
 
 
 def schedule_rank(case: ScheduleCase) -> dict:
-    """Every rank: both schedules, alternating; rank 0 returns the times, the tiles each rank ran and the
-    largest difference between the two outputs."""
+    """Every rank: the tilers of :data:`TILERS` in turn, ``case.calls`` turns; rank 0 returns each tiler's
+    times (aligned by turn), the tiles each rank ran, and the largest difference between the two schedules'
+    outputs."""
     from distinv.bench.measure import NetworkTimer, gather_objects
-    from distinv.bench.prior import SIGMA, PriorCase, build_model, synthetic_rows
+    from distinv.bench.prior import SIGMA, PriorCase, _prepare, build_model
     from distinv.distributed import comm
-    from distinv.tiling import TiledDenoiser, TilingConfig
 
     rank, world_size = comm.world()
     os.sched_setaffinity(0, {rank % os.cpu_count()})
-    model = NetworkTimer(build_model(PriorCase(impl="distinv", size=case.size, seed=case.seed), torch.device("cpu")))
-    x = synthetic_rows(case.size, 1, 0, case.size, case.seed)
-    tilers = {schedule: TiledDenoiser(model, TilingConfig(patch=case.patch, overlap=case.overlap, max_batch_size=1,
-                                                          schedule=schedule)) for schedule in SCHEDULES}
-    times = {schedule: [] for schedule in SCHEDULES}
-    tiles = {schedule: [] for schedule in SCHEDULES}
+    device = torch.device("cpu")
+    cases = {impl: PriorCase(impl=impl, size=case.size, patch=case.patch, overlap=case.overlap, max_batch_size=1,
+                             seed=case.seed) for impl in TILERS}
+    model = NetworkTimer(build_model(cases[TILERS[0]], device), device)
+    prepared = {impl: _prepare(tiler_case, model, device, rank, world_size) for impl, tiler_case in cases.items()}
+    times = {impl: [] for impl in TILERS}
+    tiles = {impl: [] for impl in TILERS}
     with torch.inference_mode():
-        outputs = {schedule: tiler(x, SIGMA) for schedule, tiler in tilers.items()}  # warm-up
-        for call in range(case.calls):
-            for schedule in SCHEDULES if call % 2 == 0 else SCHEDULES[::-1]:
+        outputs = {impl: forward() for impl, (forward, _, _) in prepared.items()}  # warm-up
+        for turn in range(case.calls):
+            for impl in TILERS[turn % len(TILERS):] + TILERS[:turn % len(TILERS)]:
                 model.reset()
                 comm.barrier(site="bench.sync")
                 start = time.perf_counter()
-                tilers[schedule](x, SIGMA)
+                prepared[impl][0]()
                 comm.barrier(site="bench.sync")
-                times[schedule].append(time.perf_counter() - start)
-                tiles[schedule].append(model.calls)
-    tiles_per_rank = gather_objects({schedule: statistics.median(counts) for schedule, counts in tiles.items()})
+                times[impl].append(time.perf_counter() - start)
+                tiles[impl].append(model.calls)
+    tiles_per_rank = gather_objects({impl: statistics.median(counts) for impl, counts in tiles.items()})
     if rank != 0:
         return {}
-    difference = (outputs["static"] - outputs["dynamic"]).abs().max().item()
-    rows = [{"schedule": schedule, "median_s": statistics.median(times[schedule]), "times_s": times[schedule],
-             "tiles_per_rank": [counts[schedule] for counts in tiles_per_rank]} for schedule in SCHEDULES]
-    return {"rows": rows, "paired_static_over_dynamic": [a / b for a, b in zip(times["static"], times["dynamic"])],
-            "max_abs_difference": difference, "ranks": world_size}
+    difference = (outputs["distinv"] - outputs["distinv-dynamic"]).abs().max().item()
+    rows = [{"tiler": impl, "median_s": statistics.median(times[impl]), "times_s": times[impl],
+             "tiles_per_rank": [counts[impl] for counts in tiles_per_rank], "work_multiplier": prepared[impl][1]}
+            for impl in TILERS]
+    return {"rows": rows, "max_abs_difference_static_dynamic": difference, "ranks": world_size}
+
+
+def paired_ratio(condition: dict, slower: str, faster: str) -> list[float]:
+    """``slower``'s time over ``faster``'s, turn by turn, in one condition of a :func:`main` document."""
+    rows = {row["tiler"]: row for row in condition["rows"]}
+    return [a / b for a, b in zip(rows[slower]["times_s"], rows[faster]["times_s"])]
 
 
 def run_condition(case: ScheduleCase, nprocs: int, timeout: float | None = None) -> dict:
@@ -113,23 +123,28 @@ def run_condition(case: ScheduleCase, nprocs: int, timeout: float | None = None)
 def summary_sentence(document: dict) -> str:
     """One Markdown sentence per condition of a ``distinv.bench.schedule`` document.
 
-    >>> rows = [{"schedule": "static", "median_s": 4.0, "tiles_per_rank": [32, 32]},
-    ...         {"schedule": "dynamic", "median_s": 3.0, "tiles_per_rank": [42, 22]}]
-    >>> print(summary_sentence({"conditions": [{"contended_rank": 1, "rows": rows, "ranks": 2,
-    ...                                          "paired_static_over_dynamic": [1.3, 1.4]}]}))
-    With a busy process on rank 1's core: static 4.00 s (tiles per rank 32/32), dynamic 3.00 s (42/22); static over dynamic, paired call by call: 1.35× (1.30–1.40).
+    >>> rows = [{"tiler": "distinv", "times_s": [4.0, 4.2], "median_s": 4.1, "tiles_per_rank": [32, 32]},
+    ...         {"tiler": "distinv-dynamic", "times_s": [3.0, 3.0], "median_s": 3.0, "tiles_per_rank": [42, 22]},
+    ...         {"tiler": "deepinv", "times_s": [4.4, 4.5], "median_s": 4.45, "tiles_per_rank": [32, 32]}]
+    >>> print(summary_sentence({"conditions": [{"contended_rank": 1, "rows": rows, "ranks": 2}]}))
+    With a busy process on rank 1's core: distinv 4.10 s (tiles per rank 32/32), distinv-dynamic 3.00 s (42/22), deepinv 4.45 s (32/32). Paired turn by turn, distinv-dynamic is 1.37× (1.33–1.40) faster than distinv and 1.48× (1.47–1.50) faster than deepinv; distinv is 1.09× (1.07–1.10) faster than deepinv.
     """
     sentences = []
     for condition in document["conditions"]:
-        rows = {row["schedule"]: row for row in condition["rows"]}
-        ratios = sorted(condition["paired_static_over_dynamic"])
-        where = (f"With a busy process on rank {condition['contended_rank']}'s core" if condition["contended_rank"] is not None
-                 else f"With {condition['ranks']} balanced ranks")
-        sentences.append(
-            f"{where}: static {rows['static']['median_s']:.2f} s (tiles per rank "
-            f"{'/'.join(f'{t:g}' for t in rows['static']['tiles_per_rank'])}), dynamic {rows['dynamic']['median_s']:.2f} s "
-            f"({'/'.join(f'{t:g}' for t in rows['dynamic']['tiles_per_rank'])}); static over dynamic, paired call by "
-            f"call: {statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}).")
+        where = (f"With a busy process on rank {condition['contended_rank']}'s core"
+                 if condition["contended_rank"] is not None else f"With {condition['ranks']} balanced ranks")
+        times = ", ".join(
+            f"{row['tiler']} {row['median_s']:.2f} s ("
+            + ("tiles per rank " if index == 0 else "") + "/".join(f"{t:g}" for t in row["tiles_per_rank"]) + ")"
+            for index, row in enumerate(condition["rows"]))
+
+        def faster(slower: str, fast: str) -> str:
+            ratios = sorted(paired_ratio(condition, slower, fast))
+            return f"{statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) faster than {slower}"
+
+        sentences.append(f"{where}: {times}. Paired turn by turn, distinv-dynamic is "
+                         f"{faster('distinv', 'distinv-dynamic')} and {faster('deepinv', 'distinv-dynamic')}; "
+                         f"distinv is {faster('deepinv', 'distinv')}.")
     return " ".join(sentences)
 
 
@@ -139,7 +154,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--patch", type=int, default=256)
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--nprocs", type=int, default=2)
-    parser.add_argument("--calls", type=int, default=6, help="timed calls of each schedule per condition")
+    parser.add_argument("--calls", type=int, default=6, help="timed calls of each tiler per condition")
     parser.add_argument("--contend", nargs="+", default=["none", "1"],
                         help="conditions: 'none', or the rank whose core a busy process shares")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per condition")
