@@ -37,3 +37,13 @@ def test_bad_arguments_are_refused(argv, capsys):
     with pytest.raises(SystemExit):
         schedule.parse_args(argv)
     assert "--" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_channels_last_network_for_every_tiler(capsys):
+    argv = ["--size", "64", "--patch", "32", "--overlap", "8", "--calls", "1", "--contend", "none", "--channels-last"]
+    assert schedule.main(argv) == 0
+    document = json.loads(capsys.readouterr().out)
+    (condition,) = document["conditions"]
+    assert document["args"]["channels_last"] is True and condition["max_abs_difference_static_dynamic"] < 1e-5
+    tiles = {row["tiler"]: row["tiles_per_rank"] for row in condition["rows"]}
+    assert tiles["distinv"] == tiles["deepinv"] == [2, 2] and sum(tiles["distinv-dynamic"]) == 4

@@ -42,6 +42,8 @@ class ScheduleCase:
     """One condition: ``size²`` gray signal, small random DRUNet, ``calls`` turns of one call per tiler.
 
     :param int contended_rank: the rank whose core a busy process shares; ``-1`` for none.
+    :param bool channels_last: the network stored channels-last, for every tiler (as ``--channels-last`` of
+        :mod:`distinv.bench.prior`).
     """
 
     size: int = 2048
@@ -49,6 +51,7 @@ class ScheduleCase:
     overlap: int = 32
     calls: int = 6
     contended_rank: int = -1
+    channels_last: bool = False
     seed: int = 0
 
 
@@ -70,7 +73,7 @@ def schedule_rank(case: ScheduleCase) -> dict:
     os.sched_setaffinity(0, {rank % os.cpu_count()})
     device = torch.device("cpu")
     cases = {impl: PriorCase(impl=impl, size=case.size, patch=case.patch, overlap=case.overlap, max_batch_size=1,
-                             seed=case.seed) for impl in TILERS}
+                             channels_last=case.channels_last, seed=case.seed) for impl in TILERS}
     model = NetworkTimer(build_model(cases[TILERS[0]], device), device)
     prepared = {impl: _prepare(tiler_case, model, device, rank, world_size) for impl, tiler_case in cases.items()}
     times = {impl: [] for impl in TILERS}
@@ -157,6 +160,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=6, help="timed calls of each tiler per condition")
     parser.add_argument("--contend", nargs="+", default=["none", "1"],
                         help="conditions: 'none', or the rank whose core a busy process shares")
+    parser.add_argument("--channels-last", action="store_true", help="every tiler's network stored channels-last")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per condition")
     parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
@@ -183,7 +187,7 @@ def main(argv=None) -> int:
     conditions = []
     for value in args.contend:
         case = ScheduleCase(size=args.size, patch=args.patch, overlap=args.overlap, calls=args.calls,
-                            contended_rank=-1 if value == "none" else int(value))
+                            contended_rank=-1 if value == "none" else int(value), channels_last=args.channels_last)
         print(f"[schedule] contended rank: {value}", file=sys.stderr, flush=True)
         conditions.append({"contended_rank": None if value == "none" else int(value),
                            **run_condition(case, args.nprocs, args.timeout)})
