@@ -145,6 +145,24 @@ def paced_rank(schedule):
     return comm.all_gather_object([None] * world_size, net.tiles, site="test"), torch.allclose(out, x, atol=1e-6)
 
 
+def store_keys_rank():
+    """Keys in the process group's store before and after three dynamically scheduled calls."""
+    from torch.distributed import distributed_c10d
+
+    store = distributed_c10d._get_default_store()
+    tiled = TiledDenoiser(lambda x, sigma: x, TilingConfig(patch=16, overlap=4, align=1, schedule="dynamic"))
+    before = store.num_keys()
+    for _ in range(3):
+        tiled(torch.rand(1, 1, 40, 40), SIGMA)
+    comm.barrier(site="test")
+    return before, store.num_keys()
+
+
+def test_dynamic_schedule_leaves_no_counter_in_the_store():
+    before, after = distinv.launch(store_keys_rank, nprocs=3, timeout=120)
+    assert after == before
+
+
 def test_dynamic_schedule_gives_the_slow_rank_fewer_tiles():
     static, static_exact = distinv.launch(paced_rank, "static", nprocs=2, timeout=120)
     dynamic, dynamic_exact = distinv.launch(paced_rank, "dynamic", nprocs=2, timeout=120)

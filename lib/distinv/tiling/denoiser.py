@@ -173,11 +173,10 @@ class TiledDenoiser(Denoiser):
     def _replicated(self, x: torch.Tensor, sigma, kwargs) -> torch.Tensor:
         rank, world_size = comm.world()
         grid = self.grid(x.shape)
-        key = None
         if self.config.schedule == "dynamic" and world_size > 1:
             key = f"distinv/tiling/claims/{next(_DYNAMIC_CALLS)}"
             largest_first = sorted(grid.tiles(), key=lambda tile: -math.prod(grid.window_shape(tile)))
-            batches = self._claimed(self._batches(grid, largest_first), key, x.device)
+            batches = self._claimed(self._batches(grid, largest_first), key, x.device, world_size)
         else:
             batches = self._batches(grid, grid.split_replicated(world_size)[rank])
         if world_size > 1 and torch.is_grad_enabled() and x.requires_grad:
@@ -187,16 +186,16 @@ class TiledDenoiser(Denoiser):
         if world_size == 1:
             return out
         if out.requires_grad:
-            out = _SumOverRanks.apply(out, "tiling.allreduce")
-        else:
-            out = comm.all_reduce(out, site="tiling.allreduce")
-        if key is not None and rank == 0:  # every rank has left its claims loop: it took part in the sum
-            comm.counter_delete(key)
-        return out
+            return _SumOverRanks.apply(out, "tiling.allreduce")
+        return comm.all_reduce(out, site="tiling.allreduce")
 
     @staticmethod
-    def _claimed(batches: list[list[tuple]], key: str, device: torch.device) -> Iterator[list[tuple]]:
-        """The batches this rank claims, one at a time, from the counter ``key`` shared by the ranks."""
+    def _claimed(batches: list[list[tuple]], key: str, device: torch.device,
+                 world_size: int) -> Iterator[list[tuple]]:
+        """The batches this rank claims, one at a time, from the counter ``key`` shared by the ranks.
+
+        The last rank to run out of batches deletes the counters: only then has every rank made its last
+        claim (deleting earlier would let a late claim start the count again)."""
         queued: deque = deque()
         while True:
             if device.type == "cuda":
@@ -204,6 +203,9 @@ class TiledDenoiser(Denoiser):
                     queued.popleft().synchronize()
             index = comm.counter_add(key, 1, site="tiling.claim") - 1
             if index >= len(batches):
+                if comm.counter_add(f"{key}/done", 1, site="tiling.claim") == world_size:
+                    comm.counter_delete(key)
+                    comm.counter_delete(f"{key}/done")
                 return
             yield batches[index]
             if device.type == "cuda":
