@@ -237,6 +237,7 @@ def counter_add(key: str, amount: int, *, site: str) -> int:
     return result[0]
 
 
-def counter_delete(key: str) -> None:
-    """Delete the counter ``key`` from the store (once nobody reads it any more)."""
-    _store().delete_key(key)
+def counter_delete(key: str, *, site: str) -> None:
+    """Delete the counter ``key`` from the store (once nobody reads it any more). Counted as one call of
+    0 bytes."""
+    _issue(site, 0, [], lambda: _store().delete_key(key))

@@ -204,8 +204,8 @@ class TiledDenoiser(Denoiser):
             index = comm.counter_add(key, 1, site="tiling.claim") - 1
             if index >= len(batches):
                 if comm.counter_add(f"{key}/done", 1, site="tiling.claim") == world_size:
-                    comm.counter_delete(key)
-                    comm.counter_delete(f"{key}/done")
+                    comm.counter_delete(key, site="tiling.claim")
+                    comm.counter_delete(f"{key}/done", site="tiling.claim")
                 return
             yield batches[index]
             if device.type == "cuda":
