@@ -55,7 +55,8 @@ DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MODELS = ("small", "default", "shipped")
 SIGMA = 0.1
 
-__all__ = ["PriorCase", "IMPLEMENTATIONS", "run_case", "run_benchmark", "main", "synthetic_rows", "build_model"]
+__all__ = ["PriorCase", "IMPLEMENTATIONS", "prepare_case", "run_case", "run_benchmark", "main", "synthetic_rows",
+           "build_model"]
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,9 @@ def _autocast(case: PriorCase, device: torch.device):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
-def _prepare(case: PriorCase, model, device, rank: int, world_size: int):
-    """The callable to time, the rank's input, the tile work multiplier and the settings used."""
+def prepare_case(case: PriorCase, model, device: torch.device, rank: int, world_size: int) -> tuple:
+    """``(forward, work_multiplier, settings)`` of ``case`` on this rank: ``forward()`` runs the case's tiler
+    (or the untiled network) with ``model`` on the rank's input, built here."""
     from distinv.distributed.sharding import slab_bounds
 
     shape = (1, case.channels, case.size, case.size)
@@ -248,7 +250,7 @@ def run_case(case: PriorCase) -> dict:
     device = rank_device() if case.device != "cpu" else torch.device("cpu")
     with torch.inference_mode():
         model = NetworkTimer(build_model(case, device), device)
-        forward, multiplier, settings = _prepare(case, model, device, rank, world_size)
+        forward, multiplier, settings = prepare_case(case, model, device, rank, world_size)
         # the peak counts the resident input and model, not the temporaries of building the test signal
         gc.collect()
         reset_peak_memory(device)

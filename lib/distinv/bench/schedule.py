@@ -66,7 +66,7 @@ def schedule_rank(case: ScheduleCase) -> dict:
     times (aligned by turn), the tiles each rank ran, and the largest difference between the two schedules'
     outputs."""
     from distinv.bench.measure import NetworkTimer, gather_objects
-    from distinv.bench.prior import SIGMA, PriorCase, _prepare, build_model
+    from distinv.bench.prior import SIGMA, PriorCase, build_model, prepare_case
     from distinv.distributed import comm
 
     rank, world_size = comm.world()
@@ -75,7 +75,8 @@ def schedule_rank(case: ScheduleCase) -> dict:
     cases = {impl: PriorCase(impl=impl, size=case.size, patch=case.patch, overlap=case.overlap, max_batch_size=1,
                              channels_last=case.channels_last, seed=case.seed) for impl in TILERS}
     model = NetworkTimer(build_model(cases[TILERS[0]], device), device)
-    prepared = {impl: _prepare(tiler_case, model, device, rank, world_size) for impl, tiler_case in cases.items()}
+    prepared = {impl: prepare_case(tiler_case, model, device, rank, world_size)
+                for impl, tiler_case in cases.items()}
     times = {impl: [] for impl in TILERS}
     tiles = {impl: [] for impl in TILERS}
     with torch.inference_mode():
