@@ -145,22 +145,34 @@ def paced_rank(schedule):
     return comm.all_gather_object([None] * world_size, net.tiles, site="test"), torch.allclose(out, x, atol=1e-6)
 
 
-def store_keys_rank():
-    """Keys in the process group's store before and after three dynamically scheduled calls."""
+def claim_counters_rank():
+    """Which claim counters of the first 100 dynamically scheduled calls are in the store, during the third
+    of three calls (seen from inside the network) and after it."""
     from torch.distributed import distributed_c10d
 
+    from distinv.tiling.denoiser import CLAIMS_KEY_PREFIX
+
     store = distributed_c10d._get_default_store()
-    tiled = TiledDenoiser(lambda x, sigma: x, TilingConfig(patch=16, overlap=4, align=1, schedule="dynamic"))
-    before = store.num_keys()
+    keys = [f"{CLAIMS_KEY_PREFIX}{n}" for n in range(100)]
+
+    def present():
+        return [key for key in keys if store.check([key])]
+
+    seen = []
+    network = lambda x, sigma: seen.append(present()) or x  # noqa: E731
+    tiled = TiledDenoiser(network, TilingConfig(patch=16, overlap=4, align=1, schedule="dynamic"))
     for _ in range(3):
+        seen.clear()
         tiled(torch.rand(1, 1, 40, 40), SIGMA)
-    comm.barrier(site="test")
-    return before, store.num_keys()
+    during = comm.all_gather_object([None] * comm.world()[1], seen[0] if seen else None, site="test")
+    return [keys for keys in during if keys is not None], present()
 
 
 def test_dynamic_schedule_leaves_no_counter_in_the_store():
-    before, after = distinv.launch(store_keys_rank, nprocs=3, timeout=120)
-    assert after == before
+    during, after = distinv.launch(claim_counters_rank, nprocs=3, timeout=120)
+    # a rank that ran a tile of the third call saw that call's counter only (the two before were deleted)
+    assert during and all(len(keys) == 1 and keys[0].startswith("distinv/tiling/claims/") for keys in during)
+    assert after == []
 
 
 def test_dynamic_schedule_gives_the_slow_rank_fewer_tiles():

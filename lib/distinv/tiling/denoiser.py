@@ -45,6 +45,8 @@ __all__ = ["TiledDenoiser", "to_channels_last"]
 #: Numbers the dynamic-schedule calls: every rank makes the same sequence of calls (they end in a
 #: collective), so the n-th call's counter has the same key on every rank.
 _DYNAMIC_CALLS = itertools.count()
+#: Store key of the n-th dynamic-schedule call's counter: this prefix and n.
+CLAIMS_KEY_PREFIX = "distinv/tiling/claims/"
 #: Batches a CUDA rank may have queued when it claims the next one: claims follow the GPU's pace, not
 #: the host's (which queues kernels far ahead of them).
 _QUEUED_BATCHES = 2
@@ -174,7 +176,7 @@ class TiledDenoiser(Denoiser):
         rank, world_size = comm.world()
         grid = self.grid(x.shape)
         if self.config.schedule == "dynamic" and world_size > 1:
-            key = f"distinv/tiling/claims/{next(_DYNAMIC_CALLS)}"
+            key = f"{CLAIMS_KEY_PREFIX}{next(_DYNAMIC_CALLS)}"
             largest_first = sorted(grid.tiles(), key=lambda tile: -math.prod(grid.window_shape(tile)))
             batches = self._claimed(self._batches(grid, largest_first), key, x.device, world_size)
         else:
