@@ -73,7 +73,7 @@ from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, 
                                         region_sentence, round_drift_sentence, source_caption, styled_table,
                                         tradeoff_sentences)
 from distinv.bench.runner import run_config
-from distinv.bench.schedule import summary_sentence as schedule_sentence
+from distinv.bench.schedule import schedule_figure, summary_sentence as schedule_sentence
 from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
                                    load_published_scaling, published_conditions)
 from distinv.bench.store import load_results
@@ -314,6 +314,7 @@ for path in schedule_files:
                      f"{settings['overlap']}, {settings['calls']} calls of each tiler, "
                      f"{document['provenance'].get('device_name', 'cpu')}, "
                      f"{document['provenance'].get('cpu_count')} cores): " + schedule_sentence(document)))
+    schedule_figure(document, title=f"{path.stem}: time per call, whiskers from the fastest to the slowest call").show()
 if not schedule_files:
     display(Markdown(f"No schedule benchmark file in `{schedule_dir}` yet."))
 

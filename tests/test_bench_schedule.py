@@ -27,6 +27,9 @@ def test_every_tiler_runs_every_tile_once_and_the_schedules_agree(tmp_path, caps
         # the same tiles summed in another order: equal to float rounding
         assert condition["max_abs_difference_static_dynamic"] < 1e-5
     assert schedule.summary_sentence(document).startswith("With 2 balanced ranks: distinv ")
+    figure = schedule.schedule_figure(document)
+    assert [trace.name for trace in figure.data] == list(schedule.TILERS)
+    assert list(figure.data[0].x) == ["2 balanced ranks", "busy process on rank 1's core"]
     with pytest.raises(SystemExit):
         schedule.main(argv)  # refuses to overwrite without --force
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence", "main"]
+__all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence",
+           "schedule_figure", "main"]
 
 #: The tilers compared, as :mod:`distinv.bench.prior` implementations (the first two: distinv's schedules).
 TILERS = ("distinv", "distinv-dynamic", "deepinv")
@@ -150,6 +151,40 @@ def summary_sentence(document: dict) -> str:
                          f"{faster('distinv', 'distinv-dynamic')} and {faster('deepinv', 'distinv-dynamic')}; "
                          f"distinv is {faster('deepinv', 'distinv')}.")
     return " ".join(sentences)
+
+
+def schedule_figure(document: dict, title: str = "Time per call of each tiler"):
+    """Grouped bars: the median time per call of each tiler, one group per condition, the whiskers spanning
+    the fastest and the slowest call; each bar is labelled with the tiles each rank ran.
+
+    :param dict document: a ``distinv.bench.schedule`` document.
+    :param str title: figure title.
+    :return: a plotly figure.
+
+    >>> rows = [{"tiler": t, "times_s": [1.0, 2.0, 3.0], "median_s": 2.0, "tiles_per_rank": [2, 2]} for t in TILERS]
+    >>> figure = schedule_figure({"conditions": [{"contended_rank": None, "rows": rows, "ranks": 2}]})
+    >>> [trace.name for trace in figure.data], list(figure.data[0].error_y.array), figure.data[0].text[0]
+    (['distinv', 'distinv-dynamic', 'deepinv'], [1.0], 'tiles 2/2')
+    """
+    import plotly.graph_objects as go
+
+    def label(condition: dict) -> str:
+        if condition["contended_rank"] is None:
+            return f"{condition['ranks']} balanced ranks"
+        return f"busy process on rank {condition['contended_rank']}'s core"
+
+    figure = go.Figure()
+    for tiler in TILERS:
+        rows = [next(row for row in c["rows"] if row["tiler"] == tiler) for c in document["conditions"]]
+        figure.add_bar(
+            name=tiler, x=[label(c) for c in document["conditions"]], y=[row["median_s"] for row in rows],
+            error_y=dict(type="data", symmetric=False, array=[max(row["times_s"]) - row["median_s"] for row in rows],
+                         arrayminus=[row["median_s"] - min(row["times_s"]) for row in rows]),
+            text=["tiles " + "/".join(f"{t:g}" for t in row["tiles_per_rank"]) for row in rows],
+            textposition="inside")
+    figure.update_layout(barmode="group", title=title, yaxis_title="time per call (s)", legend_title="tiler",
+                         height=380)
+    return figure
 
 
 def parse_args(argv=None) -> argparse.Namespace:
