@@ -303,7 +303,8 @@ for (source, size, ranks), sweep in overlap_sweeps(prior_runs):
 # `DistributedProcessing` in the same ranks, one call each in turn, each rank pinned to its own core:
 # once on balanced ranks and once with a busy process sharing one rank's core (the noisy neighbour of
 # a shared node). Inside one launch the ratios are also the least noisy comparison of distinv's
-# static split with deepinv's.
+# static split with deepinv's. In the figures, a bar is the median time per call, its whiskers the
+# fastest and the slowest call, its label the tiles each rank ran.
 
 # %%
 schedule_files = sorted(Path(schedule_dir).glob("*.json"))
@@ -314,7 +315,7 @@ for path in schedule_files:
                      f"{settings['overlap']}, {settings['calls']} calls of each tiler, "
                      f"{document['provenance'].get('device_name', 'cpu')}, "
                      f"{document['provenance'].get('cpu_count')} cores): " + schedule_sentence(document)))
-    schedule_figure(document, title=f"{path.stem}: time per call, whiskers from the fastest to the slowest call").show()
+    schedule_figure(document, title=path.stem).show()
 if not schedule_files:
     display(Markdown(f"No schedule benchmark file in `{schedule_dir}` yet."))
 
