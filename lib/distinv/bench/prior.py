@@ -56,7 +56,7 @@ MODELS = ("small", "default", "shipped")
 SIGMA = 0.1
 
 __all__ = ["PriorCase", "IMPLEMENTATIONS", "prepare_case", "run_case", "run_benchmark", "main", "synthetic_rows",
-           "build_model"]
+           "build_model", "add_output_arguments", "refuse_existing_output", "emit_document"]
 
 
 @dataclass(frozen=True)
@@ -479,6 +479,25 @@ def write_json_atomically(document: dict, path: str, force: bool = False) -> Non
         raise
 
 
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--out FILE`` (also write the JSON document there, atomically) and ``--force`` (overwrite it)."""
+    parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def refuse_existing_output(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Stop with a usage error before any work when ``--out`` exists and ``--force`` was not given."""
+    if args.out and os.path.exists(args.out) and not args.force:
+        parser.error(f"--out {args.out} exists: pass --force to overwrite it")
+
+
+def emit_document(document: dict, args: argparse.Namespace) -> None:
+    """Print ``document`` as JSON on stdout and, with ``--out``, write it there atomically."""
+    print(json.dumps(document, indent=2, default=str))
+    if args.out:
+        write_json_atomically(document, args.out, force=args.force)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m distinv.bench.prior", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048], help="signal sizes n (n x n)")
@@ -502,11 +521,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=None, help="seconds per case")
-    parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
-    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
-    if args.out and os.path.exists(args.out) and not args.force:
-        parser.error(f"--out {args.out} exists: pass --force to overwrite it")
+    refuse_existing_output(parser, args)
     if min(args.overlap) < 0:
         parser.error(f"--overlap values must be >= 0, got {args.overlap}")
     if len(args.patch) > 2 or min(args.patch) < 1:
@@ -524,10 +541,7 @@ def main(argv=None) -> int:
     rows = run_benchmark(_cases(args), timeout=args.timeout, rounds=args.rounds)
     document = {"benchmark": "distinv.bench.prior", "args": vars(args),
                 "provenance": collect_provenance(args.device), "results": rows}
-    text = json.dumps(document, indent=2, default=str)
-    print(text)
-    if args.out:
-        write_json_atomically(document, args.out, force=args.force)
+    emit_document(document, args)
     return 1 if any("error" in row for row in rows) else 0
 
 

@@ -21,7 +21,6 @@ One JSON document on stdout (and optionally in ``--out FILE``)::
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import statistics
@@ -30,6 +29,8 @@ import time
 from dataclasses import dataclass
 
 import torch
+
+from distinv.bench.prior import add_output_arguments, emit_document, refuse_existing_output
 
 __all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence",
            "schedule_figure", "main"]
@@ -67,7 +68,7 @@ def schedule_rank(case: ScheduleCase) -> dict:
     times (aligned by turn), the tiles each rank ran, and the largest difference between the two schedules'
     outputs."""
     from distinv.bench.measure import NetworkTimer, gather_objects
-    from distinv.bench.prior import SIGMA, PriorCase, build_model, prepare_case
+    from distinv.bench.prior import PriorCase, build_model, prepare_case
     from distinv.distributed import comm
 
     rank, world_size = comm.world()
@@ -198,11 +199,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="conditions: 'none', or the rank whose core a busy process shares")
     parser.add_argument("--channels-last", action="store_true", help="every tiler's network stored channels-last")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per condition")
-    parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
-    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
-    if args.out and os.path.exists(args.out) and not args.force:
-        parser.error(f"--out {args.out} exists: pass --force to overwrite it")
+    refuse_existing_output(parser, args)
     cores = os.cpu_count() or 1
     if not 2 <= args.nprocs <= cores:
         parser.error(f"--nprocs must be in [2, {cores}] (one core per rank on this machine), got {args.nprocs}")
@@ -217,7 +216,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from distinv.bench.prior import write_json_atomically
     from distinv.bench.provenance import collect_provenance
 
     conditions = []
@@ -229,9 +227,7 @@ def main(argv=None) -> int:
                            **run_condition(case, args.nprocs, args.timeout)})
     document = {"benchmark": "distinv.bench.schedule", "args": vars(args), "provenance": collect_provenance("cpu"),
                 "conditions": conditions}
-    print(json.dumps(document, indent=2, default=str))
-    if args.out:
-        write_json_atomically(document, args.out, force=args.force)
+    emit_document(document, args)
     return 0
 
 
