@@ -183,6 +183,60 @@ def test_dynamic_schedule_gives_the_slow_rank_fewer_tiles():
     assert sum(dynamic) == 36 and dynamic[0] >= 27 and dynamic_exact
 
 
+def cuda_pacing_rank(n_batches):
+    """The dynamic schedule's claims on a CUDA device, with ``torch.cuda.Event`` replaced by a fake that
+    logs its records and synchronisations: what this rank did, in order."""
+    from distinv.tiling import denoiser
+
+    log = []
+
+    class LoggedEvent:
+        made = 0
+
+        def __init__(self):
+            self.number, LoggedEvent.made = LoggedEvent.made, LoggedEvent.made + 1
+
+        def record(self):
+            log.append(("record", self.number))
+
+        def synchronize(self):
+            log.append(("sync", self.number))
+
+    real_event, torch.cuda.Event = torch.cuda.Event, LoggedEvent
+    try:
+        batches = [[(index,)] for index in range(n_batches)]
+        key = f"{denoiser.CLAIMS_KEY_PREFIX}cuda-pacing-test"
+        for batch in TiledDenoiser._claimed(batches, key, torch.device("cuda"), comm.world()[1]):
+            log.append(("run", batch[0][0]))
+    finally:
+        torch.cuda.Event = real_event
+    return comm.all_gather_object([None] * comm.world()[1], log, site="test")
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_dynamic_schedule_on_cuda_claims_with_at_most_two_batches_queued(nprocs):
+    from distinv.tiling.denoiser import _QUEUED_BATCHES
+
+    logs = distinv.launch(cuda_pacing_rank, 9, nprocs=nprocs, timeout=120)
+    assert sorted(index for log in logs for step, index in log if step == "run") == list(range(9))
+    for log in logs:
+        runs = [index for step, index in log if step == "run"]
+        assert runs == sorted(runs)  # a rank claims in order
+        recorded, waited = [], []
+        for step, number in log:
+            if step == "run":  # a batch is claimed (then run) only while fewer than 2 batches are queued
+                assert len(recorded) - len(waited) < _QUEUED_BATCHES, log
+            elif step == "record":
+                assert number == len(recorded)  # one event after each batch
+                recorded.append(number)
+            else:
+                assert number == len(waited)  # oldest first
+                waited.append(number)
+        assert len(recorded) == len(runs)
+        # before its last (empty) claim a rank waits until at most one batch is queued
+        assert len(recorded) - len(waited) == min(len(runs), _QUEUED_BATCHES - 1)
+
+
 def mismatched_shards_rank():
     rank, _ = comm.world()
     local = torch.zeros(1, 1, 16, 32 + rank)
