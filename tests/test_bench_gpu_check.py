@@ -11,7 +11,9 @@ def test_gpu_check_dry_run_writes_every_step(tmp_path):
     assert [s["step"] for s in steps][0] == "launcher" and all(s["ok"] for s in steps)
     launcher = json.loads((tmp_path / "launcher.json").read_text())
     assert (launcher["one_rank"], launcher["two_ranks_gloo"], launcher["two_ranks_fork"]) == (1.0, 5.0, 5.0)
-    one, two = (json.loads((tmp_path / f"images_pnp-hqs_{n}.json").read_text())["final"] for n in (1, 2))
+    runs = [json.loads((tmp_path / f"images_pnp-hqs_{n}.json").read_text()) for n in (1, 2)]
+    assert [run["config"]["schedule"] for run in runs] == ["static", "dynamic"]
+    one, two = (run["final"] for run in runs)
     assert (one["nprocs"], two["nprocs"]) == (1, 2)
     assert abs(one["psnr"] - two["psnr"]) < 0.01  # the use case's equivalence target
     (prior,) = [run["results"] for run in json.loads((tmp_path / "prior.json").read_text())["runs"]]
