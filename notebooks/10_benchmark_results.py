@@ -69,9 +69,9 @@ from distinv.bench import figures
 from distinv.bench.__main__ import resolve_config_path
 from distinv.bench.explorer import ResultsExplorer
 from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, memory_growth_sentence,
-                                        network_layout_sentence, overlap_sweeps, paired_speedups, prior_table,
-                                        region_sentence, round_drift_sentence, source_caption, styled_table,
-                                        tradeoff_sentences)
+                                        network_layout_sentence, network_share_sentence, overlap_sweeps,
+                                        paired_speedups, prior_table, region_sentence, round_drift_sentence,
+                                        source_caption, styled_table, tradeoff_sentences)
 from distinv.bench.runner import run_config
 from distinv.bench.schedule import schedule_figure, summary_sentence as schedule_sentence
 from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
@@ -255,6 +255,7 @@ for source, rows in prior_runs.groupby("source", sort=False):
         display(Markdown(round_drift_sentence(rows) + " Speedups of each row, paired by round (median and range "
                          "over the rounds):"))
         display(paired.style.hide(axis="index"))
+        display(Markdown(network_share_sentence(rows)))
 
 # %% [markdown]
 # *Tables. Every row of the tiled-prior benchmark files, one table per file (model `small`: random
@@ -267,7 +268,12 @@ for source, rows in prior_runs.groupby("source", sort=False):
 # others, and each ratio divides two medians of the same round, so a drift of the machine's speed
 # slower than one round cancels out of it. The sentence above the table says how far a case moved
 # between rounds and between the repeats of one round; the range of each ratio shows what pairing
-# does not remove.*
+# does not remove. The *work ratio* is deepinv's tile work multiplier over the row's: what the tiles
+# alone can gain over deepinv at the same patch and overlap when the network takes all the time (the
+# sentence below the table says how close to all it is) and costs the same per pixel in both tilers'
+# windows. A speedup above the work ratio comes from elsewhere: window shapes that the network runs
+# faster per pixel, deepinv's copies, or the noise that the range shows; the one-slab-per-rank rows
+# (`distinv-slab`) show the opposite, windows so large that the network runs slower per pixel.*
 #
 # On a CPU, how the network's tensors are laid out in memory matters as much as the tiler: with its
 # weights and inputs stored channels-last (`TilingConfig(channels_last=True)`, `--channels-last` in

@@ -8,7 +8,7 @@ import pytest
 
 from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
                                         memory_growth_sentence, network_layout_sentence, prior_table, region_sentence, source_caption,
-                                        paired_speedups, round_drift_sentence, styled_table,
+                                        network_share_sentence, paired_speedups, round_drift_sentence, styled_table,
                                         tradeoff_sentences)
 
 
@@ -114,13 +114,14 @@ def test_network_layout_compares_files_with_equal_settings_only(tmp_path):
 
 
 def test_paired_speedups_pair_the_rounds_of_one_file(tmp_path):
-    def row(impl, ranks, rounds, overlap=32):
+    def row(impl, ranks, rounds, overlap=32, **fields):
         times = [t for median in rounds for t in (0.99 * median, 1.01 * median)]  # 2 repeats, 2 % apart
-        return dict(_row(impl, overlap, sorted(rounds)[1], 60.0, ranks=ranks), round_medians_s=rounds, times_s=times)
+        return dict(_row(impl, overlap, sorted(rounds)[1], 60.0, ranks=ranks), round_medians_s=rounds, times_s=times,
+                    **fields)
 
     document = {"args": {"rounds": 3}, "results": [
         row("untiled", 1, [6.0, 9.0, 6.6], overlap=None), row("deepinv", 2, [3.0, 4.5, 3.3]),
-        row("distinv", 2, [2.0, 3.0, 3.3]), row("distinv", 1, [4.0, 6.0, 4.4])]}
+        row("distinv", 2, [2.0, 3.0, 3.3], tile_work_multiplier=1.25), row("distinv", 1, [4.0, 6.0, 4.4])]}
     (tmp_path / "rounds.json").write_text(json.dumps(document))
     (tmp_path / "plain.json").write_text(json.dumps({"results": [_row("distinv", 32, 1.0, 60.0)]}))
     runs = load_prior_runs(tmp_path)
@@ -128,7 +129,8 @@ def test_paired_speedups_pair_the_rounds_of_one_file(tmp_path):
     # paired per round: deepinv / distinv = 1.5, 1.5, 1.0; untiled / distinv = 3, 3, 2
     assert table.loc[("distinv", 2), "vs deepinv"] == "1.50× (1.00–1.50)"
     assert table.loc[("distinv", 2), "vs untiled"] == "3.00× (2.00–3.00)"
-    assert table.loc[("distinv", 1), "vs deepinv"] == "–"  # no deepinv on one rank in this file
+    assert table.loc[("distinv", 2), "work ratio"] == "1.20×"  # deepinv's work multiplier 1.5 over 1.25
+    assert table.loc[("distinv", 1), "vs deepinv"] == table.loc[("distinv", 1), "work ratio"] == "–"  # no deepinv on 1 rank
     assert table.loc[("deepinv", 2), "vs deepinv"] == "–" and table.loc[("deepinv", 2), "vs untiled"] == "2.00× (2.00–2.00)"
     assert set(table["rounds"]) == {3} and table.loc[("distinv", 2), "overlap"] == 32
     assert paired_speedups(runs[runs["source"] == "plain"]).empty  # one round: nothing is paired
@@ -137,3 +139,7 @@ def test_paired_speedups_pair_the_rounds_of_one_file(tmp_path):
         "Over the 4 cases of this file, the median of a case moved by up to 65 % from one round to another "
         "(median 50 %), its repeats inside one round by up to 2 % (median 2 %).")
     assert round_drift_sentence(runs[runs["source"] == "plain"]) == ""
+    # every tiled row spent 90 % of its median in the network (the untiled row is left out)
+    assert network_share_sentence(runs[runs["source"] == "rounds"]).startswith(
+        "In these tiled calls the network's median time on the slowest rank is 90 % of the call's median time "
+        "(90 to 90 %")

@@ -24,7 +24,8 @@ import plotly.graph_objects as go
 
 __all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "region_sentence", "overlap_sweeps",
            "agreement_cost_figure", "cheapest_at_least_as_good", "tradeoff_sentences", "memory_growth_sentence",
-           "network_layout_sentence", "paired_speedups", "round_drift_sentence"]
+           "network_layout_sentence", "network_share_sentence", "paired_speedups",
+           "round_drift_sentence"]
 
 _MIB = 2 ** 20
 #: Image regions of ``agreement_regions_db`` (see :func:`distinv.bench.prior.agreement_by_region`).
@@ -223,17 +224,22 @@ def paired_speedups(runs: pd.DataFrame) -> pd.DataFrame:
     Cases of the same round ran minutes apart at most, so a slow drift of the machine's speed cancels out of
     their ratio; a ratio of medians taken over the whole run does not have that protection.
 
+    Beside the speedup over deepinv, ``work ratio`` is deepinv's tile work multiplier over the row's: the
+    speedup to expect from the tiles alone, when the network takes all the time and costs the same per pixel
+    in both tilers' windows.
+
     :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
     :return: columns ``size``, ``ranks``, ``tiler``, ``overlap``, ``rounds``, ``vs deepinv``,
-        ``vs untiled`` (``"median× (min–max)"``; empty when there is no such baseline); no row when the
-        file has fewer than two rounds.
+        ``work ratio``, ``vs untiled`` (``"median× (min–max)"``; ``"–"`` when there is no such baseline);
+        no row when the file has fewer than two rounds.
 
     >>> rows = pd.DataFrame({"impl": ["untiled", "deepinv", "distinv"], "size": 64, "ranks": [1, 2, 2],
-    ...                      "overlap": [None, 8, 8], "round_medians_s": [[4.0, 6.0], [2.0, 3.45], [1.6, 3.0]]})
+    ...                      "overlap": [None, 8, 8], "work_multiplier": [1.0, 1.5625, 1.41],
+    ...                      "round_medians_s": [[4.0, 6.0], [2.0, 3.45], [1.6, 3.0]]})
     >>> paired_speedups(rows).to_dict("records")[1]
-    {'size': '64²', 'ranks': 2, 'tiler': 'distinv', 'overlap': 8, 'rounds': 2, 'vs deepinv': '1.20× (1.15–1.25)', 'vs untiled': '2.25× (2.00–2.50)'}
+    {'size': '64²', 'ranks': 2, 'tiler': 'distinv', 'overlap': 8, 'rounds': 2, 'vs deepinv': '1.20× (1.15–1.25)', 'work ratio': '1.11×', 'vs untiled': '2.25× (2.00–2.50)'}
     """
-    columns = ["size", "ranks", "tiler", "overlap", "rounds", "vs deepinv", "vs untiled"]
+    columns = ["size", "ranks", "tiler", "overlap", "rounds", "vs deepinv", "work ratio", "vs untiled"]
     paired = _rows_with_rounds(runs)
     records = []
     for _, row in paired[paired["impl"] != "untiled"].iterrows():
@@ -248,9 +254,32 @@ def paired_speedups(runs: pd.DataFrame) -> pd.DataFrame:
             "rounds": len(rounds),
             "vs deepinv": (_ratio_cell(deepinv.iloc[0]["round_medians_s"], rounds)
                            if row["impl"] != "deepinv" and not deepinv.empty else "–"),
+            "work ratio": (f"{deepinv.iloc[0]['work_multiplier'] / row['work_multiplier']:.2f}×"
+                           if row["impl"] != "deepinv" and not deepinv.empty else "–"),
             "vs untiled": _ratio_cell(untiled.iloc[0]["round_medians_s"], rounds) if not untiled.empty else "–",
         })
     return pd.DataFrame(records, columns=columns)
+
+
+def network_share_sentence(runs: pd.DataFrame) -> str:
+    """How much of a tiled call's median time the network took (on its slowest rank), over the tiled rows of
+    one file: what bounds a tiler's speedup at equal tile settings to the work ratio.
+
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
+    :return: one Markdown sentence, or ``""`` when no tiled row recorded its network time.
+
+    >>> rows = pd.DataFrame({"impl": ["untiled", "deepinv", "distinv", "distinv-sharded"],
+    ...                      "median_s": [2.0, 1.0, 0.8, 0.8], "network_s": [None, 0.97, 0.79, 0.81]})
+    >>> print(network_share_sentence(rows))
+    In these tiled calls the network's median time on the slowest rank is 99 % of the call's median time (97 to 101 %; two medians of separate timings, so the ratio can pass 100 %).
+    """
+    tiled = runs[(runs["impl"] != "untiled") & runs["network_s"].notna()]
+    if tiled.empty:
+        return ""
+    shares = 100 * tiled["network_s"] / tiled["median_s"]
+    return (f"In these tiled calls the network's median time on the slowest rank is {shares.median():.0f} % of the "
+            f"call's median time ({shares.min():.0f} to {shares.max():.0f} %; two medians of separate timings, so the "
+            f"ratio can pass 100 %).")
 
 
 def round_drift_sentence(runs: pd.DataFrame) -> str:
