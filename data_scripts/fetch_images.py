@@ -22,6 +22,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from distinv.files import write_atomically
 from distinv.models import sha256_of
 
 URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip"
@@ -31,11 +32,13 @@ VALID_IDS = [f"{i:04d}" for i in range(801, 901)]
 
 
 def download(url: str, target: Path) -> None:
-    partial = target.with_suffix(target.suffix + ".part")
     print(f"downloading {url} -> {target}", file=sys.stderr)
-    with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-        shutil.copyfileobj(response, out, length=1 << 20)
-    partial.replace(target)
+
+    def write(tmp: Path) -> None:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            shutil.copyfileobj(response, out, length=1 << 20)
+
+    write_atomically(target, write)
 
 
 def cached_archive(cache: Path, expected_sha256: str | None) -> Path:
@@ -50,8 +53,13 @@ def cached_archive(cache: Path, expected_sha256: str | None) -> Path:
     if expected is not None and digest != expected:
         raise ValueError(f"{archive} has sha256 {digest}, expected {expected}; delete it and fetch again")
     if not record.is_file():
-        record.write_text(f"{digest}  {ARCHIVE}\n")
+        write_atomically(record, lambda tmp: tmp.write_text(f"{digest}  {ARCHIVE}\n"))
     return archive
+
+
+def _copy_member(bundle: zipfile.ZipFile, member: str, target: Path) -> None:
+    with bundle.open(member) as source, open(target, "wb") as out:
+        shutil.copyfileobj(source, out)
 
 
 def extract(archive: Path, ids: list[str], dest: Path) -> list[Path]:
@@ -61,10 +69,10 @@ def extract(archive: Path, ids: list[str], dest: Path) -> list[Path]:
         for image_id in ids:
             member = f"DIV2K_valid_HR/{image_id}.png"
             target = dest / f"{image_id}.png"
-            if not target.is_file():
-                with bundle.open(member) as source, open(target, "wb") as out:
-                    shutil.copyfileobj(source, out)
-            (dest / f"{image_id}.png.sha256").write_text(f"{sha256_of(target)}  {target.name}\n")
+            if not target.is_file():  # written whole or not at all: a file that is there is complete
+                write_atomically(target, lambda tmp: _copy_member(bundle, member, tmp))
+            digest = f"{sha256_of(target)}  {target.name}\n"
+            write_atomically(dest / f"{image_id}.png.sha256", lambda tmp: tmp.write_text(digest))
             written.append(target)
     return written
 

@@ -36,7 +36,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distinv.files import write_atomically
 from distinv.models import sha256_of
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -264,19 +264,6 @@ def validate(models: dict, images: dict[str, torch.Tensor], device: str, seed: i
 # outputs
 # --------------------------------------------------------------------------------------------
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def git_commit() -> str | None:
     """Short commit of the checkout, else ``$DISTINV_COMMIT`` (a copy without ``.git``)."""
     try:
@@ -346,7 +333,7 @@ def write_model_card(out_dir: Path) -> None:
             "TV's favour). Same noise draws for every column.",
             "",
         ]
-    atomic_write(out_dir / "MODEL_CARD.md", lambda p: p.write_text("\n".join(lines)))
+    write_atomically(out_dir / "MODEL_CARD.md", lambda p: p.write_text("\n".join(lines)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,7 +413,7 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool,
     validation = validate({"model": model, "model_fp32": model_fp32}, val_images, device,
                           seed=config.seed + 1)
 
-    atomic_write(weights_path, lambda p: torch.save(state_fp16, p))
+    write_atomically(weights_path, lambda p: torch.save(state_fp16, p))
     import deepinv
 
     record = {
@@ -465,7 +452,7 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool,
         },
         "validation": validation,
     }
-    atomic_write(out_dir / f"{config.name}.json",
+    write_atomically(out_dir / f"{config.name}.json",
                  lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
     write_model_card(out_dir)
     return record
@@ -482,7 +469,7 @@ def export_data(path: Path) -> None:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
 
-    atomic_write(path, write)
+    write_atomically(path, write)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

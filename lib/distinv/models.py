@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from distinv.files import write_atomically
+
 __all__ = [
     "SOURCES",
     "WeightsHashError",
@@ -172,7 +174,8 @@ def fetch_official_weights(name: str, cache_dir: str | os.PathLike | None = None
     if not path.exists():
         torch.hub.download_url_to_file(official_weights_url(name), str(path), progress=True)
     torch.load(path, map_location="cpu", weights_only=True)  # refuse a file that is not weights
-    path.with_name(path.name + ".sha256").write_text(sha256_of(path) + "\n")
+    digest = sha256_of(path) + "\n"
+    write_atomically(path.with_name(path.name + ".sha256"), lambda tmp: tmp.write_text(digest))
     return path
 
 

@@ -38,16 +38,16 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 import torch
+
+from distinv.bench.output import add_output_arguments, emit_document, refuse_existing_output
 
 IMPLEMENTATIONS = ("untiled", "distinv", "distinv-dynamic", "distinv-crop", "distinv-sharded", "distinv-slab",
                    "deepinv")
@@ -56,7 +56,7 @@ MODELS = ("small", "default", "shipped")
 SIGMA = 0.1
 
 __all__ = ["PriorCase", "IMPLEMENTATIONS", "prepare_case", "run_case", "run_benchmark", "main", "synthetic_rows",
-           "build_model", "add_output_arguments", "refuse_existing_output", "emit_document"]
+           "build_model"]
 
 
 @dataclass(frozen=True)
@@ -454,48 +454,6 @@ def _cases(args) -> list[PriorCase]:
                             device=args.device, repeats=args.repeats, warmup=args.warmup,
                             channels_last=args.channels_last, seed=args.seed))
     return cases
-
-
-def write_json_atomically(document: dict, path: str, force: bool = False) -> None:
-    """Write ``document`` to ``path`` through a temporary file and a rename; refuse to overwrite unless ``force``.
-
-    :param dict document: JSON-serialisable.
-    :param str path: destination.
-    :param bool force: overwrite an existing file.
-    :raises FileExistsError: ``path`` exists and ``force`` is false.
-    """
-    if os.path.exists(path) and not force:
-        raise FileExistsError(f"{path} exists: pass --force to overwrite it")
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".prior-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(document, stream, indent=2, default=str)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--out FILE`` (also write the JSON document there, atomically) and ``--force`` (overwrite it)."""
-    parser.add_argument("--out", default=None, help="also write the JSON here (atomically)")
-    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-
-
-def refuse_existing_output(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Stop with a usage error before any work when ``--out`` exists and ``--force`` was not given."""
-    if args.out and os.path.exists(args.out) and not args.force:
-        parser.error(f"--out {args.out} exists: pass --force to overwrite it")
-
-
-def emit_document(document: dict, args: argparse.Namespace) -> None:
-    """Print ``document`` as JSON on stdout and, with ``--out``, write it there atomically."""
-    print(json.dumps(document, indent=2, default=str))
-    if args.out:
-        write_json_atomically(document, args.out, force=args.force)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from distinv.bench.prior import add_output_arguments, emit_document, refuse_existing_output
+from distinv.bench.output import add_output_arguments, emit_document, refuse_existing_output
 
 __all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence",
            "schedule_figure", "main"]

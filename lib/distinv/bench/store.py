@@ -5,8 +5,7 @@ Layout of a store folder::
     <root>/<run_id>.csv         rows = iterations of one run (params, metrics, provenance, status)
     <root>/<run_id>.ranks.csv   rows = ranks of that run (peak memory, bytes and seconds communicated)
 
-Each file is written to a hidden temporary file in the same folder, flushed to disk, then renamed over
-its final name (``os.replace`` is atomic on POSIX), ranks file first: a run's ``.csv`` appears whole
+Each file is written atomically (:func:`distinv.files.write_atomically`), ranks file first: a run's ``.csv`` appears whole
 or not at all, so a killed run never corrupts earlier rows, and a run counts as done only once its
 main file exists with ``status == "ok"``. A failed run is stored as one row with its error; a later
 run of the same point replaces it. Loading concatenates the files into a :class:`pandas.DataFrame`.
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import pandas as pd
+
+from distinv.files import write_atomically
 
 __all__ = ["ResultsStore", "load_results", "STATUS_OK", "STATUS_ERROR"]
 
@@ -129,16 +130,11 @@ def _check_run_id(run_id: str) -> None:
 
 
 def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
             frame.to_csv(handle, index=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    write_atomically(path, write)
 
 
 #: Columns read as text even when they look like numbers (a run id or a commit made of digits).

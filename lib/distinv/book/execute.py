@@ -8,12 +8,12 @@ Only parameters that the notebook declares are passed. A failing cell raises wit
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import yaml
+
+from distinv.files import write_atomically
 
 __all__ = ["load_profile", "notebook_parameters", "execute_notebook", "execute_all"]
 
@@ -75,14 +75,7 @@ def execute_notebook(source: str | Path, output: str | Path, parameters: dict | 
         nb, None, parameters=params, kernel_name=kernel_name, cwd=str(source.parent),
         progress_bar=False, execution_timeout=timeout, log_output=False,
     )
-    fd, tmp = tempfile.mkstemp(dir=output.parent, suffix=".ipynb.tmp")
-    os.close(fd)
-    try:
-        nbformat.write(executed, tmp)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(output, lambda tmp: nbformat.write(executed, str(tmp)))
     return time.perf_counter() - start
 
 
