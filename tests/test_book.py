@@ -5,6 +5,7 @@ import textwrap
 from pathlib import Path
 
 import nbformat
+import plotly.io
 import pytest
 
 from distinv.book import setup_plotly
@@ -48,6 +49,28 @@ def test_declared_parameters_only_and_atomic_output(tmp_path):
     assert not any("unknown" in c.source for c in nb.cells)
 
 
+def test_a_progress_bar_is_stored_in_its_last_state_and_setup_prints_nothing(tmp_path):
+    source = _write_py_notebook(tmp_path / "00_bar.py", """
+        # %% tags=["parameters"]
+        steps = 3
+        # %%
+        import sys, time
+        from distinv.book import setup_plotly
+        for step in range(steps + 1):
+            sys.stderr.write(f"\\rbar {step}/{steps}")
+            sys.stderr.flush()
+            time.sleep(0.05)  # separate writes, as a progress bar makes them
+        sys.stderr.write("\\n")
+        print("done")
+        setup_plotly()
+    """)
+    out = tmp_path / "00_bar.ipynb"
+    execute_notebook(source, out)
+    (cell,) = [c for c in nbformat.read(out, as_version=4).cells if "steps + 1" in c.source]
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in cell.outputs] == [
+        ("stream", "stderr", "bar 3/3\n"), ("stream", "stdout", "done\n")]
+
+
 def test_failing_cell_raises_with_traceback_and_keeps_previous_output(tmp_path):
     good = _write_py_notebook(tmp_path / "00_ok.py", "# %% tags=[\"parameters\"]\nx = 1\n# %%\nprint(x)\n")
     out = tmp_path / "out"
@@ -81,7 +104,8 @@ def test_plotly_json_becomes_a_figure_div():
     assert "cdn.plot.ly" not in html  # the page loads plotly.js once, from _static
     assert PlotlyMimeRenderer.handle_mime(None, Data(), inline=True) is None
     assert ("html", PLOTLY_MIME, 20) in PlotlyMimeRenderer.mime_priority_overrides
-    assert setup_plotly() == "plotly_mimetype"
+    assert setup_plotly() is None  # nothing for a notebook cell to print
+    assert plotly.io.renderers.default == "plotly_mimetype"
 
 
 def test_plotly_renderer_is_registered_for_myst_nb():

@@ -28,16 +28,17 @@ def plotly_js_path() -> str:
     return str(path)
 
 
-def setup_plotly(renderer: str = PLOTLY_RENDERER) -> str:
+def setup_plotly(renderer: str = PLOTLY_RENDERER) -> None:
     """Set plotly's default renderer, whatever the environment guessed (nbclient, papermill, lab).
 
-    :param str renderer: a plotly renderer string.
-    :return: the renderer in use.
+    It returns nothing: called last in a notebook cell, a returned value would be printed on the page.
 
-    >>> setup_plotly()
+    :param str renderer: a plotly renderer string.
+
+    >>> import plotly.io as pio
+    >>> setup_plotly(); pio.renderers.default
     'plotly_mimetype'
     """
     import plotly.io as pio
 
     pio.renderers.default = renderer
-    return pio.renderers.default

@@ -4,10 +4,14 @@
 executed with the parameters of a profile (``notebooks/profiles/{cpu,gpu}.yaml``: a ``defaults``
 section plus one section per notebook), and written atomically to ``book/executed/NN_name.ipynb``.
 Only parameters that the notebook declares are passed. A failing cell raises with its traceback.
+
+Text streams are stored as a terminal shows them (:func:`collapse_streams`): a progress bar that
+redraws itself with carriage returns is kept in its last state, not as one line per redraw.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import yaml
 
 from distinv.files import write_atomically
 
-__all__ = ["load_profile", "notebook_parameters", "execute_notebook", "execute_all"]
+__all__ = ["load_profile", "notebook_parameters", "execute_notebook", "execute_all", "collapse_streams"]
 
 
 def load_profile(path: str | Path) -> dict[str, dict]:
@@ -51,6 +55,40 @@ def _declared(nb) -> set[str]:
     return {p.name for p in _infer_parameters(nb)}
 
 
+def _as_terminal_shows(text: str) -> str:
+    """``text`` with every carriage return applied: of a line redrawn with ``\\r``, its last drawing."""
+    lines = text.split("\n")
+    return "\n".join(next((part for part in reversed(line.split("\r")) if part), "") for line in lines)
+
+
+def collapse_streams(outputs: list[dict]) -> list[dict]:
+    """Merge each run of consecutive stream outputs of the same name (``stdout``, ``stderr``) into one and
+    apply its carriage returns; other outputs and their order are kept.
+
+    A progress bar sent in many small writes (tqdm: ``"\\r 10%"``, ``"\\r 20%"``, ...) becomes its last
+    state. myst-nb's own merging appends a newline to every write, which turns each redraw into a line.
+
+    >>> bar = [{"output_type": "stream", "name": "stderr", "text": f"\\rit {p}%"} for p in (0, 50, 100)]
+    >>> bar.append({"output_type": "stream", "name": "stderr", "text": "\\n"})
+    >>> [o["text"] for o in collapse_streams(bar + [{"output_type": "stream", "name": "stdout", "text": "done\\n"}])]
+    ['it 100%\\n', 'done\\n']
+    """
+    merged: list[dict] = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if output.get("output_type") == "stream":
+            output = copy.copy(output)
+            output["text"] = "".join(output["text"]) if isinstance(output["text"], list) else output["text"]
+            if previous is not None and previous.get("output_type") == "stream" and previous["name"] == output["name"]:
+                previous["text"] += output["text"]
+                continue
+        merged.append(output)
+    for output in merged:
+        if output.get("output_type") == "stream":
+            output["text"] = _as_terminal_shows(output["text"])
+    return merged
+
+
 def execute_notebook(source: str | Path, output: str | Path, parameters: dict | None = None,
                      kernel_name: str = "python3", timeout: float | None = None) -> float:
     """Execute one jupytext notebook with papermill; write ``output`` atomically.
@@ -75,6 +113,9 @@ def execute_notebook(source: str | Path, output: str | Path, parameters: dict | 
         nb, None, parameters=params, kernel_name=kernel_name, cwd=str(source.parent),
         progress_bar=False, execution_timeout=timeout, log_output=False,
     )
+    for cell in executed.cells:
+        if cell.cell_type == "code":
+            cell.outputs = collapse_streams(cell.outputs)
     write_atomically(output, lambda tmp: nbformat.write(executed, str(tmp)))
     return time.perf_counter() - start
 
