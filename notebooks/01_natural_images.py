@@ -61,9 +61,9 @@ from IPython.display import Markdown, display
 import distinv
 from distinv.book import setup_plotly
 from distinv.plots.images import (
-    image_row, measurements_figure, psnr_figure, results_table, tile_zoom_figure, time_breakdown_figure,
+    image_row, measurements_figure, psnr_figure, results_table, summary_sentences, tile_zoom_figure,
+    time_breakdown_figure,
 )
-from distinv.problems.images import native_side
 from distinv.solvers import run_reconstruction, split_config
 
 setup_plotly()
@@ -191,24 +191,4 @@ results_table(runs)
 # $A^\top A x = A^\top y$) show what the solvers gain.*
 
 # %%
-pnp, tv = main["final"], runs[f"tv, {n_ranks} ranks"]["final"]
-sentences = [
-    f"On this {problem.size}² problem ({problem.K} frames, σ_n = {problem.sigma_n:g}), {solver} with the "
-    f"learned prior reaches **{pnp['psnr']:.2f} dB** (SSIM {pnp['ssim']:.3f}) against **{tv['psnr']:.2f} dB** "
-    f"for TV: **{pnp['psnr'] - tv['psnr']:+.2f} dB**. The back-projection start point is at "
-    f"{pnp['psnr_init']:.2f} dB and the pseudo-inverse at {pnp['psnr_pinv']:.2f} dB."
-]
-if f"{solver}, 1 rank" in runs:
-    one = runs[f"{solver}, 1 rank"]["final"]
-    sentences.append(
-        f"On {n_ranks} ranks the final PSNR differs from one rank by {abs(pnp['psnr'] - one['psnr']):.1e} dB, "
-        f"and an iteration takes {pnp['t_per_iteration']:.2f} s against {one['t_per_iteration']:.2f} s "
-        f"({one['t_per_iteration'] / pnp['t_per_iteration']:.2f}× faster, {pnp['device']}, "
-        f"{pnp['threads']} thread(s) per rank).")
-native = native_side(problem.image)
-if native < problem.size:
-    sentences.append(
-        f"The ground truth is the central {native}² square of `{problem.image}` upsampled "
-        f"{problem.size / native:.1f}× (bicubic): smoother than a photograph of that size, so these PSNRs "
-        f"are higher than a real {problem.size}² image would give; `data_scripts/fetch_images.py` gets one.")
-display(Markdown(" ".join(sentences)))
+display(Markdown(summary_sentences(runs, solver, n_ranks, problem)))
