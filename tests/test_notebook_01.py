@@ -32,6 +32,7 @@ def test_notebook_runs_with_tiny_parameters(tmp_path):
     assert gap < 0.01
     tables = [o for o in outputs if "text/html" in o.get("data", {}) and "PSNR (dB)" in o["data"]["text/html"]]
     assert tables, "the results table is missing"
-    summary = [o["data"]["text/markdown"] for o in outputs if "learned prior reaches" in o.get("data", {}).get("text/markdown", "")]
+    markdown = [o.get("data", {}).get("text/markdown", "") for o in outputs]
+    summary = [text for text in markdown if "learned prior reaches" in text]
     assert len(summary) == 1 and "On 2 ranks the final PSNR differs from one rank by" in summary[0]
     assert not [o for o in outputs if o.get("output_type") == "execute_result" and "plotly_mimetype" in str(o["data"])]
