@@ -61,14 +61,12 @@ repeats = 3  # timed repetitions (median reported)
 timeout = 600  # seconds before the launcher stops hanging ranks
 
 # %%
-import pandas as pd
-import plotly.graph_objects as go
 from IPython.display import Markdown, display
-from plotly.subplots import make_subplots
 
 import distinv
 from distinv.book import setup_plotly
 from distinv.equivalence import BasicsConfig, run_basics
+from distinv.plots.basics import equality_sentence, equivalence_table, operators_figure, timing_figure
 
 setup_plotly()
 nprocs = distinv.resolve_nprocs(nprocs, device)
@@ -99,44 +97,21 @@ single = distinv.launch(run_basics, config, nprocs=1, device=device)
 # times (rank 0, after a barrier).
 
 # %%
-table = pd.DataFrame(distributed["rows"]).rename(columns={
-    "quantity": "quantity", "max_abs_diff": "max |distributed − reference|",
-    "psnr_db": "PSNR vs reference (dB)", "time_distributed_s": f"time on {nprocs} ranks (s)",
-    "time_single_s": "time of reference (s)",
-})
-table.style.format({"max |distributed − reference|": "{:.2e}", "PSNR vs reference (dB)": "{:.1f}",
-                    f"time on {nprocs} ranks (s)": "{:.4f}", "time of reference (s)": "{:.4f}"})
+equivalence_table(distributed)
 
 # %%
-rows = {row["quantity"]: row for row in distributed["rows"]}
-exact = [q for q in rows if "untiled" not in q]
-worst = max(rows[q]["max_abs_diff"] for q in exact)
-display(Markdown(
-    f"On {distributed['world_size']} ranks the forward operator, its adjoint and the tiled denoiser "
-    f"match their single-process references to within **{worst:.1e}** (float32 rounding). The "
-    f"tiled denoiser agrees with the untiled one to **{rows['tiled denoiser vs untiled']['psnr_db']:.1f} dB**: "
-    "that gap is the tiling itself (cropped overlaps), not the distribution."
-))
+display(Markdown(equality_sentence(distributed)))
 
 # %% [markdown]
 # ## What the operators do
 #
 # The ground truth, the first of the $K$ blurred measurements, the back-projection
-# $A^\top y$ computed on the ranks, and the tiled and untiled denoiser outputs.
+# $A^\top y$ computed on the ranks, and the tiled and untiled denoiser outputs, each shown from its
+# own minimum (black) to its own maximum (white): $A^\top y$ sums $K$ frames, so its range is not the
+# image's.
 
 # %%
-images = distributed["images"]
-panels = [("ground truth x", images["x"]), ("y₁ = A₁x", images["y0"]), ("Aᵀy (distributed)", images["adjoint"]),
-          ("noisy x + ε", images["noisy"]), ("tiled denoiser", images["tiled"]), ("untiled denoiser", images["untiled"])]
-fig = make_subplots(rows=2, cols=3, subplot_titles=[title for title, _ in panels],
-                    horizontal_spacing=0.02, vertical_spacing=0.08)
-for index, (title, image) in enumerate(panels):
-    z = image[0, 0].numpy()
-    fig.add_trace(go.Heatmap(z=z, colorscale="gray", showscale=False), row=index // 3 + 1, col=index % 3 + 1)
-fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
-fig.update_xaxes(showticklabels=False)
-fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10), title="Operators and denoisers on the test image")
-fig.show()
+operators_figure(distributed["images"]).show()
 
 # %% [markdown]
 # ## Where the time goes
@@ -147,12 +122,4 @@ fig.show()
 # sizes where splitting pays.
 
 # %%
-timing = pd.DataFrame({
-    "quantity": [r["quantity"] for r in distributed["rows"]],
-    f"{nprocs} ranks": [r["time_distributed_s"] for r in distributed["rows"]],
-    "1 rank (launch, nprocs=1)": [r["time_distributed_s"] for r in single["rows"]],
-})
-fig = go.Figure([go.Bar(name=column, x=timing["quantity"], y=timing[column]) for column in timing.columns[1:]])
-fig.update_layout(barmode="group", yaxis_title="median time (s)", yaxis_type="log",
-                  title=f"Time per operation, {size}² image, K = {n_operators}")
-fig.show()
+timing_figure(distributed, single, title=f"Time per operation, {size}² image, K = {n_operators}").show()

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "image_row", "measurements_figure", "tile_zoom_figure", "psnr_figure", "time_breakdown_figure",
+    "stretch", "image_grid", "image_row", "measurements_figure", "tile_zoom_figure", "psnr_figure", "time_breakdown_figure",
     "results_table", "summary_sentences",
 ]
 
@@ -24,29 +24,54 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return (np.transpose(array, (1, 2, 0)) * 255 + 0.5).astype(np.uint8)
 
 
-def image_row(images: dict, title: str | None = None, height: int = 320):
-    """Images side by side, one subplot each, titled by the dict keys.
+def stretch(image: torch.Tensor) -> torch.Tensor:
+    """``image`` mapped linearly onto [0, 1] (its minimum black, its maximum white), for display.
+
+    >>> stretch(torch.tensor([[2.0, 4.0]])).tolist()
+    [[0.0, 1.0]]
+    """
+    image = image.detach().float()
+    low, high = image.min(), image.max()
+    return (image - low) / (high - low) if high > low else torch.zeros_like(image)
+
+
+def image_grid(images: dict, columns: int, title: str | None = None, height: int = 320):
+    """Images in a grid of ``columns`` columns, one subplot each, titled by the dict keys.
 
     :param dict images: ``{label: tensor (C, H, W) in [0, 1]}``.
+    :param int columns: subplots per row.
     :param str title: figure title.
-    :param int height: figure height in pixels.
+    :param int height: height of one row in pixels.
 
-    >>> fig = image_row({"a": torch.zeros(1, 4, 4), "b": torch.ones(3, 4, 4)})
-    >>> len(fig.data)
-    2
+    >>> fig = image_grid({k: torch.zeros(1, 4, 4) for k in "abcde"}, columns=3)
+    >>> len(fig.data), fig.layout.height
+    (5, 640)
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     labels = list(images)
-    fig = make_subplots(rows=1, cols=len(labels), subplot_titles=labels, horizontal_spacing=0.02)
-    for col, label in enumerate(labels, start=1):
-        fig.add_trace(go.Image(z=_to_uint8(images[label]), name=label), row=1, col=col)
+    rows = -(-len(labels) // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=labels, horizontal_spacing=0.02,
+                        vertical_spacing=0.08 if rows > 1 else 0.0)
+    for index, label in enumerate(labels):
+        fig.add_trace(go.Image(z=_to_uint8(images[label]), name=label), row=index // columns + 1,
+                      col=index % columns + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60 if title else 30, b=10),
+    fig.update_layout(title=title, height=rows * height, margin=dict(l=10, r=10, t=60 if title else 30, b=10),
                       plot_bgcolor="white")
     return fig
+
+
+def image_row(images: dict, title: str | None = None, height: int = 320):
+    """Images side by side (:func:`image_grid` with one row).
+
+    >>> fig = image_row({"a": torch.zeros(1, 4, 4), "b": torch.ones(3, 4, 4)})
+    >>> len(fig.data)
+    2
+    """
+    return image_grid(images, columns=len(images), title=title, height=height)
 
 
 def measurements_figure(measurements: list, kernels: list, height: int = 300):
