@@ -58,11 +58,9 @@ assumed_link_gbs = 25.0  # what-if interconnect bandwidth (GB/s; 200 Gb/s Infini
 assumed_link_latency_us = 5.0  # what-if interconnect latency (µs)
 
 # %%
-import dataclasses
 import json
 from pathlib import Path
 
-import pandas as pd
 from IPython.display import Markdown, display
 
 from distinv.bench import figures
@@ -73,9 +71,11 @@ from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, 
                                         paired_speedups, prior_table, region_sentence, round_drift_sentence,
                                         source_caption, styled_table, tradeoff_sentences)
 from distinv.bench.runner import run_config
-from distinv.bench.schedule import schedule_figure, summary_sentence as schedule_sentence
-from distinv.bench.scaling import (POWERS_OF_TWO, CollectiveCost, StrongScalingModel,
-                                   load_published_scaling, published_conditions)
+from distinv.bench.schedule import file_caption, schedule_figure, summary_sentence as schedule_sentence
+from distinv.bench.scaling import (CollectiveCost, fit_models, load_published_scaling, model_constants, predict_all,
+                                   prediction_lines, published_conditions)
+from distinv.bench.sentences import (best_speedup_sentence, failed_runs_table, rank_agreement_sentence,
+                                     runs_sentence, sharded_memory_sentence, time_share_sentence)
 from distinv.bench.store import load_results
 from distinv.bench.summary import summarise_runs, variant_label
 from distinv.book import setup_plotly
@@ -103,15 +103,8 @@ frame["variant"] = [variant_label(i, l) for i, l in zip(frame.get("implementatio
 runs = summarise_runs(frame)
 failed = frame[frame["status"] == "error"]
 denoise = runs[runs["use_case"] == "denoise"]
-ran = sum(len(s.ran) for s in summaries)
-skipped = sum(len(s.skipped) for s in summaries)
-display(Markdown(
-    f"The results folders hold **{runs['run_id'].nunique()}** successful runs "
-    f"({', '.join(f'{n} from `{s}`' for s, n in runs.groupby('source').size().items())}); "
-    f"this execution ran {ran} point(s) and skipped {skipped} already done. "
-    + (f"**{failed['run_id'].nunique()} run(s) failed**; their errors are listed at the end of the page."
-       if len(failed) else "No run failed.")
-))
+display(Markdown(runs_sentence(runs, failed, ran=sum(len(s.ran) for s in summaries),
+                               skipped=sum(len(s.skipped) for s in summaries))))
 
 # %% [markdown]
 # ## Where the results come from
@@ -146,19 +139,7 @@ for source, part in denoise.groupby("source"):
 
 
 # %%
-def share(part, column):
-    return 100 * part[column].sum() / part["t_total"].sum()
-
-
-multi = denoise[denoise["nprocs"] > 1]
-one = denoise[denoise["nprocs"] == 1]
-display(Markdown(
-    f"Over all runs on one rank the prior takes **{share(one, 't_prior'):.0f} %** of the iteration time. "
-    f"On several ranks the prior's share is **{share(multi, 't_prior'):.0f} %**, communication "
-    f"**{share(multi, 't_comm'):.0f} %** and the rest (waiting at the barrier for the slowest rank, "
-    f"zero-filling and copies) **{share(multi, 't_other'):.0f} %**."
-    if len(multi) and len(one) else "Not enough runs for a time split."
-))
+display(Markdown(time_share_sentence(denoise)))
 
 # %% [markdown]
 # ## Speedup and parallel efficiency
@@ -171,14 +152,7 @@ for source, part in denoise.groupby("source"):
     display(figures.speedup_figure(part, title=f"Strong scaling · {source}"))
 
 # %%
-scaling = figures.speedup_table(denoise)
-best = scaling[scaling["nprocs"] > 1].sort_values("speedup").iloc[-1] if (scaling["nprocs"] > 1).any() else None
-display(Markdown(
-    f"The best measured speedup is **{best['speedup']:.2f}×** on {best['nprocs']} ranks "
-    f"({best['variant']}, {int(best['size'])}², `{best['source']}`, efficiency {100 * best['efficiency']:.0f} %), "
-    f"with {int(best['threads_per_rank'])} thread(s) per rank."
-    if best is not None else "No multi-rank run has a one-rank reference yet."
-))
+display(Markdown(best_speedup_sentence(figures.speedup_table(denoise))))
 
 # %% [markdown]
 # ## Peak memory per rank
@@ -192,14 +166,8 @@ for source, part in denoise.groupby("source"):
     display(figures.memory_figure(part, title=f"Peak memory per rank · {source}"))
 
 # %%
-peaks = denoise[denoise["nprocs"] > 1].pivot_table(index=["source", "size"], columns="variant",
-                                                  values="peak_mem_bytes", aggfunc="max")
-if {"distinv (replicated)", "distinv (sharded)"} <= set(peaks.columns):
-    ratio = (peaks["distinv (sharded)"] / peaks["distinv (replicated)"]).dropna()
-    display(Markdown(
-        f"On several ranks the sharded layout's peak memory per rank is {ratio.min():.2f}–{ratio.max():.2f} "
-        "times the replicated one's over the sizes measured: where the ratio is close to 1, the network's "
-        "activations for a batch of tiles, not the image, set the peak."))
+if memory := sharded_memory_sentence(denoise):
+    display(Markdown(memory))
 
 # %% [markdown]
 # ## The distributed result equals the single-process one
@@ -211,16 +179,7 @@ if {"distinv (replicated)", "distinv (sharded)"} <= set(peaks.columns):
 figures.psnr_figure(frame[(frame["use_case"] == "denoise") & (frame["source"] == local_source)])
 
 # %%
-ok = frame[(frame["status"] == "ok") & (frame["use_case"] == "denoise")]
-keys = ["source", "variant", "size", "iteration"]
-reference = ok[ok["nprocs"] == 1].set_index(keys)["psnr"]
-others = ok[ok["nprocs"] > 1].set_index(keys)["psnr"]
-gap = (others - reference.reindex(others.index)).abs().dropna()
-display(Markdown(
-    f"Across {len(gap)} (run, iteration) pairs with a one-rank reference, the largest PSNR difference "
-    f"between several ranks and one is **{gap.max():.1e} dB**."
-    if len(gap) else "No multi-rank run has a one-rank reference yet."
-))
+display(Markdown(rank_agreement_sentence(frame)))
 
 # %% [markdown]
 # ## distinv and deepinv side by side
@@ -316,11 +275,7 @@ for (source, size, ranks), sweep in overlap_sweeps(prior_runs):
 schedule_files = sorted(Path(schedule_dir).glob("*.json"))
 for path in schedule_files:
     document = json.loads(path.read_text())
-    settings = document["args"]
-    display(Markdown(f"`{path.stem}` ({settings['size']}², patch {settings['patch']}, overlap "
-                     f"{settings['overlap']}, {settings['calls']} calls of each tiler, "
-                     f"{document['provenance'].get('device_name', 'cpu')}, "
-                     f"{document['provenance'].get('cpu_count')} cores): " + schedule_sentence(document)))
+    display(Markdown(file_caption(document, path.stem) + schedule_sentence(document)))
     schedule_figure(document, title=path.stem).show()
 if not schedule_files:
     display(Markdown(f"No schedule benchmark file in `{schedule_dir}` yet."))
@@ -350,26 +305,12 @@ ResultsExplorer(runs).show()
 # fewer tiles per rank than ranks' worth of work, some ranks idle.
 
 # %%
-models, predictions = {}, {}
-for source, part in runs.groupby("source"):
-    try:
-        models[source] = StrongScalingModel.from_runs(part)
-    except ValueError as reason:
-        print(f"{source}: no model ({reason})")
+models, reasons = fit_models(runs)
+for source, reason in reasons.items():
+    print(f"{source}: no model ({reason})")
 link = CollectiveCost(latency_s=assumed_link_latency_us * 1e-6, seconds_per_byte=1e-9 / assumed_link_gbs)
-for source, model in models.items():
-    predictions[f"model from {source}"] = model.predict(model_image, model_patch, model_overlap,
-                                                        POWERS_OF_TWO, channels=model_channels)
-    if runs[runs["source"] == source]["device_name"].str.contains("NVIDIA").any():
-        what_if = dataclasses.replace(model, collective=link)
-        predictions[f"{source} compute, assumed {assumed_link_gbs:g} GB/s link"] = what_if.predict(
-            model_image, model_patch, model_overlap, POWERS_OF_TWO, channels=model_channels)
-constants = pd.DataFrame([
-    {"source": s, "c_pix (ns/pixel)": 1e9 * m.seconds_per_pixel, "alpha (µs)": 1e6 * m.collective.latency_s,
-     "bandwidth (GB/s)": 1e-9 / m.collective.seconds_per_byte if m.collective.seconds_per_byte else float("inf"),
-     "c_other (ns/pixel)": 1e9 * m.other_seconds_per_pixel}
-    for s, m in models.items()])
-constants.round(3)
+predictions = predict_all(models, runs, model_image, model_patch, model_overlap, channels=model_channels, link=link)
+model_constants(models)
 
 # %% [markdown]
 # The published figures below come from **another code on another machine**: the BenchOpt benchmark
@@ -385,17 +326,7 @@ figures.scaling_figure(predictions, published[published["problem"] == "sr8"],
                              "vs published V100")
 
 # %%
-lines = []
-for label, table in predictions.items():
-    at64 = table.set_index("nprocs").loc[64]
-    lines.append(f"- {label}: predicted speedup **{at64['speedup']:.1f}×** on 64 ranks (efficiency "
-                 f"{100 * at64['efficiency']:.0f} %), {int(at64['tiles_per_rank'])} tile(s) on the busiest "
-                 f"rank; the all-reduce is {100 * at64['t_comm'] / at64['t_total']:.0f} % of the iteration.")
-pub = published[(published["problem"] == "sr8") & (published["image"] == model_image)].set_index("gpus")
-if 64 in pub.index:
-    lines.append(f"- published (V100, {model_image}²): **{pub.loc[64, 'speedup']:.1f}×** on 64 GPUs "
-                 f"(efficiency {100 * pub.loc[64, 'efficiency']:.0f} %).")
-display(Markdown("\n".join(lines) if lines else "No model could be built from the results at hand."))
+display(Markdown(prediction_lines(predictions, published, model_image)))
 
 # %% [markdown]
 # Each model's link is the one measured with its data: on the CPU machine, two gloo ranks through
@@ -411,7 +342,6 @@ display(Markdown("\n".join(lines) if lines else "No model could be built from th
 
 # %%
 if len(failed):
-    display(failed[["source", "run_id", "use_case", "nprocs", "error"]].assign(
-        error=failed["error"].str.strip().str.split("\n").str[-1].str[:160]))
+    display(failed_runs_table(failed))
 else:
     display(Markdown("None."))

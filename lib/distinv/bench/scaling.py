@@ -25,6 +25,7 @@ measured one: across nodes, pass the network's figures instead.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -33,7 +34,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["CollectiveCost", "StrongScalingModel", "load_published_scaling", "published_conditions", "POWERS_OF_TWO"]
+__all__ = ["CollectiveCost", "StrongScalingModel", "load_published_scaling", "published_conditions", "POWERS_OF_TWO",
+           "fit_models", "predict_all", "model_constants", "prediction_lines"]
 
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 
@@ -145,6 +147,78 @@ class StrongScalingModel:
         table["speedup"] = parts(1)["t_total"] / table["t_total"]
         table["efficiency"] = table["speedup"] / table["nprocs"]
         return table
+
+
+def fit_models(runs: pd.DataFrame) -> tuple[dict[str, StrongScalingModel], dict[str, str]]:
+    """One :class:`StrongScalingModel` per ``source`` of the per-run table, where its runs allow one.
+
+    :return: the models by source, and for every source without a model the reason.
+    """
+    models, reasons = {}, {}
+    for source, part in runs.groupby("source"):
+        try:
+            models[source] = StrongScalingModel.from_runs(part)
+        except ValueError as reason:
+            reasons[source] = str(reason)
+    return models, reasons
+
+
+def predict_all(models: dict[str, StrongScalingModel], runs: pd.DataFrame, size: int, patch: int, overlap: int,
+                channels: int = 1, link: CollectiveCost | None = None) -> dict[str, pd.DataFrame]:
+    """Each model's prediction on :data:`POWERS_OF_TWO` ranks, plus, for a source measured on an NVIDIA GPU
+    and a ``link`` given, the same compute with that interconnect (what-if: one GPU cannot measure it).
+
+    :return: ``{label: table of StrongScalingModel.predict}``.
+    """
+    predictions = {}
+    for source, model in models.items():
+        predictions[f"model from {source}"] = model.predict(size, patch, overlap, POWERS_OF_TWO, channels=channels)
+        on_gpu = runs[runs["source"] == source]["device_name"].astype(str).str.contains("NVIDIA").any()
+        if link is not None and on_gpu:
+            label = f"{source} compute, assumed {1e-9 / link.seconds_per_byte:g} GB/s link"
+            predictions[label] = dataclasses.replace(model, collective=link).predict(
+                size, patch, overlap, POWERS_OF_TWO, channels=channels)
+    return predictions
+
+
+def model_constants(models: dict[str, StrongScalingModel]) -> pd.DataFrame:
+    """The fitted constants of every model, in readable units (ns per pixel, µs, GB/s).
+
+    >>> model = StrongScalingModel(seconds_per_pixel=2e-9, collective=CollectiveCost(1e-5, 1e-10))
+    >>> model_constants({"h100": model}).iloc[0].to_dict()
+    {'source': 'h100', 'c_pix (ns/pixel)': 2.0, 'alpha (µs)': 10.0, 'bandwidth (GB/s)': 10.0, 'c_other (ns/pixel)': 0.0}
+    """
+    return pd.DataFrame([
+        {"source": source, "c_pix (ns/pixel)": 1e9 * model.seconds_per_pixel,
+         "alpha (µs)": 1e6 * model.collective.latency_s,
+         "bandwidth (GB/s)": (1e-9 / model.collective.seconds_per_byte if model.collective.seconds_per_byte
+                              else float("inf")),
+         "c_other (ns/pixel)": 1e9 * model.other_seconds_per_pixel}
+        for source, model in models.items()]).round(3)
+
+
+def prediction_lines(predictions: dict[str, pd.DataFrame], published: pd.DataFrame, size: int,
+                     ranks: int = 64) -> str:
+    """A Markdown list: each prediction's speedup on ``ranks`` ranks, then the published figure at ``size``.
+
+    >>> model = StrongScalingModel(seconds_per_pixel=1e-8, collective=CollectiveCost(1e-5, 1e-10))
+    >>> table = model.predict(4096, 448, 32, POWERS_OF_TWO)
+    >>> published = pd.DataFrame({"problem": ["sr8"], "image": [4096], "gpus": [64], "speedup": [14.0],
+    ...                           "efficiency": [0.22]})
+    >>> print(prediction_lines({"model": table}, published, 4096).splitlines()[1])
+    - published (V100, 4096²): **14.0×** on 64 GPUs (efficiency 22 %).
+    """
+    lines = []
+    for label, table in predictions.items():
+        at = table.set_index("nprocs").loc[ranks]
+        lines.append(f"- {label}: predicted speedup **{at['speedup']:.1f}×** on {ranks} ranks (efficiency "
+                     f"{100 * at['efficiency']:.0f} %), {int(at['tiles_per_rank'])} tile(s) on the busiest "
+                     f"rank; the all-reduce is {100 * at['t_comm'] / at['t_total']:.0f} % of the iteration.")
+    figures = published[(published["problem"] == "sr8") & (published["image"] == size)].set_index("gpus")
+    if ranks in figures.index:
+        lines.append(f"- published (V100, {size}²): **{figures.loc[ranks, 'speedup']:.1f}×** on {ranks} GPUs "
+                     f"(efficiency {100 * figures.loc[ranks, 'efficiency']:.0f} %).")
+    return "\n".join(lines) if lines else "No model could be built from the results at hand."
 
 
 def load_published_scaling() -> pd.DataFrame:

@@ -32,7 +32,7 @@ import torch
 
 from distinv.bench.output import add_output_arguments, emit_document, refuse_existing_output
 
-__all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence",
+__all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence", "file_caption",
            "schedule_figure", "main"]
 
 #: The tilers compared, as :mod:`distinv.bench.prior` implementations (the first two: distinv's schedules).
@@ -124,6 +124,20 @@ def run_condition(case: ScheduleCase, nprocs: int, timeout: float | None = None)
         if neighbour is not None:
             neighbour.terminate()
             neighbour.join()
+
+
+def file_caption(document: dict, name: str) -> str:
+    """``"`name` (size², patch, overlap, calls of each tiler, device, cores): "``: what a schedule file ran.
+
+    >>> document = {"args": {"size": 2048, "patch": 256, "overlap": 32, "calls": 6},
+    ...             "provenance": {"device_name": "AMD EPYC", "cpu_count": 2}}
+    >>> file_caption(document, "cpu2core_schedule_2048")
+    '`cpu2core_schedule_2048` (2048², patch 256, overlap 32, 6 calls of each tiler, AMD EPYC, 2 cores): '
+    """
+    settings, provenance = document["args"], document["provenance"]
+    return (f"`{name}` ({settings['size']}², patch {settings['patch']}, overlap {settings['overlap']}, "
+            f"{settings['calls']} calls of each tiler, {provenance.get('device_name', 'cpu')}, "
+            f"{provenance.get('cpu_count')} cores): ")
 
 
 def summary_sentence(document: dict) -> str:
