@@ -61,7 +61,7 @@ from IPython.display import Markdown, display
 import distinv
 from distinv.book import setup_plotly
 from distinv.plots.images import (
-    image_row, measurements_figure, psnr_figure, results_table, summary_sentences, tile_zoom_figure,
+    image_row, measurements_figure, psnr_figure, results_table, run_label, summary_sentences, tile_zoom_figure,
     time_breakdown_figure,
 )
 from distinv.solvers import run_reconstruction, split_config
@@ -109,9 +109,9 @@ runs: dict = {}
 # solver and returns (on rank 0) the per-iteration history, the final metrics and small previews.
 
 # %%
-runs[f"{solver}, {n_ranks} ranks"] = distinv.launch(
+runs[run_label(solver, n_ranks)] = distinv.launch(
     run_reconstruction, dict(base_config, solver=solver), nprocs=n_ranks, timeout=3600)
-main = runs[f"{solver}, {n_ranks} ranks"]
+main = runs[run_label(solver, n_ranks)]
 problem = split_config(main["config"])[0]
 
 # %% [markdown]
@@ -152,9 +152,9 @@ tile_zoom_figure(main["crops"], patch).show()
 
 # %%
 if compare_one_rank and n_ranks > 1:
-    runs[f"{solver}, 1 rank"] = distinv.launch(
+    runs[run_label(solver, 1)] = distinv.launch(
         run_reconstruction, dict(base_config, solver=solver), nprocs=1, timeout=3600)
-runs[f"tv, {n_ranks} ranks"] = distinv.launch(
+runs[run_label("tv", n_ranks)] = distinv.launch(
     run_reconstruction, dict(base_config, solver="tv"), nprocs=n_ranks, timeout=3600)
 psnr_figure({label: result["history"] for label, result in runs.items()}).show()
 
@@ -163,8 +163,8 @@ psnr_figure({label: result["history"] for label, result in runs.items()}).show()
 # on top of each other; PnP against TV shows what the learned prior adds.*
 
 # %%
-if f"{solver}, 1 rank" in runs:
-    gap = max(abs(a["psnr"] - b["psnr"]) for a, b in zip(runs[f"{solver}, 1 rank"]["history"], main["history"]))
+if run_label(solver, 1) in runs and n_ranks > 1:
+    gap = max(abs(a["psnr"] - b["psnr"]) for a, b in zip(runs[run_label(solver, 1)]["history"], main["history"]))
     print(f"largest PSNR difference between 1 and {n_ranks} ranks over all iterations: {gap:.2e} dB")
 
 # %% [markdown]

@@ -12,7 +12,7 @@ import torch
 
 __all__ = [
     "stretch", "image_grid", "image_row", "measurements_figure", "tile_zoom_figure", "psnr_figure", "time_breakdown_figure",
-    "results_table", "summary_sentences",
+    "results_table", "run_label", "summary_sentences",
 ]
 
 
@@ -200,12 +200,21 @@ def results_table(results: dict):
         {column: f"{{:.{places}f}}" for column, places in decimals.items()})
 
 
+def run_label(solver: str, nprocs: int) -> str:
+    """The chapter's name of a run, e.g. ``"pnp-hqs, 2 ranks"``.
+
+    >>> run_label("tv", 1), run_label("pnp-pgd", 3)
+    ('tv, 1 rank', 'pnp-pgd, 3 ranks')
+    """
+    return f"{solver}, {nprocs} rank{'' if nprocs == 1 else 's'}"
+
+
 def summary_sentences(runs: dict, solver: str, n_ranks: int, problem) -> str:
     """The chapter's conclusion in numbers: PnP against TV and the starting points, one rank against
     ``n_ranks``, and a warning when the ground truth is an upsampled small image.
 
-    :param dict runs: ``{label: result}`` with the labels of the chapter: ``"<solver>, <n> ranks"``,
-        ``"tv, <n> ranks"`` and optionally ``"<solver>, 1 rank"``.
+    :param dict runs: ``{run_label(...): result}``: the solver and TV on ``n_ranks`` ranks, and optionally
+        the solver on one rank.
     :param str solver: the PnP solver's name.
     :param int n_ranks: ranks of the main run.
     :param problem: the :class:`~distinv.problems.images.DeblurringConfig` of the runs.
@@ -213,14 +222,14 @@ def summary_sentences(runs: dict, solver: str, n_ranks: int, problem) -> str:
     """
     from distinv.problems.images import native_side
 
-    pnp, tv = runs[f"{solver}, {n_ranks} ranks"]["final"], runs[f"tv, {n_ranks} ranks"]["final"]
+    pnp, tv = runs[run_label(solver, n_ranks)]["final"], runs[run_label("tv", n_ranks)]["final"]
     sentences = [
         f"On this {problem.size}² problem ({problem.K} frames, σ_n = {problem.sigma_n:g}), {solver} with the "
         f"learned prior reaches **{pnp['psnr']:.2f} dB** (SSIM {pnp['ssim']:.3f}) against **{tv['psnr']:.2f} dB** "
         f"for TV: **{pnp['psnr'] - tv['psnr']:+.2f} dB**. The back-projection start point is at "
         f"{pnp['psnr_init']:.2f} dB and the pseudo-inverse at {pnp['psnr_pinv']:.2f} dB."]
-    if f"{solver}, 1 rank" in runs and n_ranks > 1:
-        one = runs[f"{solver}, 1 rank"]["final"]
+    if run_label(solver, 1) in runs and n_ranks > 1:
+        one = runs[run_label(solver, 1)]["final"]
         sentences.append(
             f"On {n_ranks} ranks the final PSNR differs from one rank by {abs(pnp['psnr'] - one['psnr']):.1e} dB, "
             f"and an iteration takes {pnp['t_per_iteration']:.2f} s against {one['t_per_iteration']:.2f} s "
