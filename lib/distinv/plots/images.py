@@ -46,10 +46,18 @@ def image_grid(images: dict, columns: int, title: str | None = None, height: int
     >>> fig = image_grid({k: torch.zeros(1, 4, 4) for k in "abcde"}, columns=3)
     >>> len(fig.data), fig.layout.height
     (5, 640)
+    >>> image_grid({"a": torch.zeros(1, 4, 4)}, columns=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: columns must be an integer >= 1, got 0
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    if not isinstance(columns, int) or columns < 1:
+        raise ValueError(f"columns must be an integer >= 1, got {columns!r}")
+    if not images:
+        raise ValueError("images must hold at least one image")
     labels = list(images)
     rows = -(-len(labels) // columns)
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=labels, horizontal_spacing=0.02,
