@@ -453,7 +453,7 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool,
         "validation": validation,
     }
     write_atomically(out_dir / f"{config.name}.json",
-                 lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
+                     lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
     write_model_card(out_dir)
     return record
 
