@@ -8,7 +8,8 @@ Layout of a store folder::
 Each file is written atomically (:func:`distinv.files.write_atomically`), ranks file first: a run's
 ``.csv`` appears whole or not at all, so a killed run never corrupts earlier rows, and a run counts as
 done only once its main file exists with ``status == "ok"``. A failed run is stored as one row with its
-error; a later run of the same point replaces it. Loading concatenates the files into a :class:`pandas.DataFrame`.
+error; a later run of the same point replaces it. Loading concatenates the files into a
+:class:`pandas.DataFrame`.
 
 >>> import tempfile
 >>> store = ResultsStore(tempfile.mkdtemp())
