@@ -32,8 +32,8 @@ import torch
 
 from distinv.bench.output import add_output_arguments, emit_document, refuse_existing_output
 
-__all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence", "file_caption",
-           "schedule_figure", "main"]
+__all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence",
+           "file_caption", "schedule_figure", "main"]
 
 #: The tilers compared, as :mod:`distinv.bench.prior` implementations (the first two: distinv's schedules).
 TILERS = ("distinv", "distinv-dynamic", "deepinv")

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    "stretch", "image_grid", "image_row", "measurements_figure", "tile_zoom_figure", "psnr_figure", "time_breakdown_figure",
-    "results_table", "run_label", "summary_sentences",
+    "stretch", "image_grid", "image_row", "measurements_figure", "tile_zoom_figure", "psnr_figure",
+    "time_breakdown_figure", "results_table", "run_label", "summary_sentences",
 ]
 
 
