@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 __all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "region_sentence", "overlap_sweeps",
            "agreement_cost_figure", "cheapest_at_least_as_good", "tradeoff_sentences", "memory_growth_sentence",
            "network_layout_sentence", "network_share_sentence", "paired_speedups",
-           "round_drift_sentence"]
+           "round_drift_sentence", "ratio_summary"]
 
 _MIB = 2 ** 20
 #: Image regions of ``agreement_regions_db`` (see :func:`distinv.bench.prior.agreement_by_region`).
@@ -211,9 +211,18 @@ def _rows_with_rounds(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["round_medians_s"].map(lambda v: isinstance(v, list) and len(v) >= 2)]
 
 
-def _ratio_cell(numerators, denominators) -> str:
-    ratios = sorted(a / b for a, b in zip(numerators, denominators))
+def ratio_summary(ratios) -> str:
+    """Paired ratios as ``"median× (min–max)"``.
+
+    >>> ratio_summary([1.5, 1.0, 1.5])
+    '1.50× (1.00–1.50)'
+    """
+    ratios = sorted(ratios)
     return f"{statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+
+
+def _ratio_cell(numerators, denominators) -> str:
+    return ratio_summary(a / b for a, b in zip(numerators, denominators))
 
 
 def paired_speedups(runs: pd.DataFrame) -> pd.DataFrame:

@@ -149,6 +149,8 @@ def summary_sentence(document: dict) -> str:
     >>> print(summary_sentence({"conditions": [{"contended_rank": 1, "rows": rows, "ranks": 2}]}))
     With a busy process on rank 1's core: distinv 4.10 s (tiles per rank 32/32), distinv-dynamic 3.00 s (42/22), deepinv 4.45 s (32/32). Paired turn by turn, distinv-dynamic is 1.37× (1.33–1.40) faster than distinv and 1.48× (1.47–1.50) faster than deepinv; distinv is 1.09× (1.07–1.10) faster than deepinv.
     """
+    from distinv.bench.prior_report import ratio_summary
+
     sentences = []
     for condition in document["conditions"]:
         where = (f"With a busy process on rank {condition['contended_rank']}'s core"
@@ -159,8 +161,7 @@ def summary_sentence(document: dict) -> str:
             for index, row in enumerate(condition["rows"]))
 
         def faster(slower: str, fast: str) -> str:
-            ratios = sorted(paired_ratio(condition, slower, fast))
-            return f"{statistics.median(ratios):.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f}) faster than {slower}"
+            return f"{ratio_summary(paired_ratio(condition, slower, fast))} faster than {slower}"
 
         sentences.append(f"{where}: {times}. Paired turn by turn, distinv-dynamic is "
                          f"{faster('distinv', 'distinv-dynamic')} and {faster('deepinv', 'distinv-dynamic')}; "
