@@ -60,7 +60,9 @@ class TilingConfig:
         ``"dynamic"``: each rank claims the next batch of tiles (largest first) from a counter shared
         through the process group's store when it is ready for more work, so a rank slowed down by its
         machine does fewer tiles. The output then agrees with the static one to float rounding, not
-        bit for bit (each rank's share of the sum changes from run to run). Replicated layout only.
+        bit for bit (each rank's share of the sum changes from run to run). Replicated layout only. A claim
+        is one batch of up to ``max_batch_size`` tiles of one window shape: with ``max_batch_size=None``
+        there are only as many claims as window shapes, too few to balance the ranks.
 
     >>> TilingConfig(patch=128, overlap=16).blend
     'smooth'
