@@ -79,6 +79,7 @@ from distinv.bench.sentences import (best_speedup_sentence, failed_runs_table, r
 from distinv.bench.store import load_results
 from distinv.bench.summary import summarise_runs, variant_label
 from distinv.book import setup_plotly
+from distinv.plots.tables import display_table
 
 setup_plotly()
 local_source = Path(results_dir).name
@@ -213,7 +214,7 @@ for source, rows in prior_runs.groupby("source", sort=False):
     if not (paired := paired_speedups(rows)).empty:
         display(Markdown(round_drift_sentence(rows) + " Speedups of each row, paired by round (median and range "
                          "over the rounds):"))
-        display(paired.style.hide(axis="index"))
+        display(display_table(paired, {}))
         display(Markdown(network_share_sentence(rows)))
 
 # %% [markdown]

@@ -22,6 +22,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from distinv.plots.tables import display_table
+
 __all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "region_sentence", "overlap_sweeps",
            "agreement_cost_figure", "cheapest_at_least_as_good", "tradeoff_sentences", "memory_growth_sentence",
            "network_layout_sentence", "network_share_sentence", "paired_speedups",
@@ -122,8 +124,7 @@ TABLE_DECIMALS = {"median s": 3, "tiler overhead s": 3, "work multiplier": 3, "p
 
 def styled_table(table: pd.DataFrame):
     """:func:`prior_table` for display: no index, each column with its decimals, empty cells as dashes."""
-    formats = {column: f"{{:.{decimals}f}}" for column, decimals in TABLE_DECIMALS.items() if column in table}
-    return table.style.hide(axis="index").format(formats, na_rep="–")
+    return display_table(table, {column: f"{{:.{decimals}f}}" for column, decimals in TABLE_DECIMALS.items()})
 
 
 def source_caption(runs: pd.DataFrame) -> str:

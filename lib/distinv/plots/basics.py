@@ -4,6 +4,7 @@ results."""
 from __future__ import annotations
 
 from distinv.plots.images import image_grid, stretch
+from distinv.plots.tables import display_table
 
 __all__ = ["equivalence_table", "equality_sentence", "operators_figure", "timing_figure"]
 
@@ -27,8 +28,7 @@ def equivalence_table(result: dict):
 
     headers = {key: label.format(nprocs=result["world_size"]) for key, label in _HEADERS.items()}
     table = pd.DataFrame(result["rows"])[list(headers)].rename(columns=headers)
-    formats = dict(zip(list(headers.values())[1:], ("{:.2e}", "{:.1f}", "{:.4f}", "{:.4f}")))
-    return table.style.hide(axis="index").format(formats)
+    return display_table(table, dict(zip(list(headers.values())[1:], ("{:.2e}", "{:.1f}", "{:.4f}", "{:.4f}"))))
 
 
 def equality_sentence(result: dict) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from distinv.plots.tables import display_table
+
 __all__ = [
     "stretch", "image_grid", "image_row", "measurements_figure", "tile_zoom_figure", "psnr_figure",
     "time_breakdown_figure", "results_table", "run_label", "summary_sentences",
@@ -204,8 +206,7 @@ def results_table(results: dict):
         })
     decimals = {"PSNR (dB)": 2, "SSIM": 3, "start (dB)": 2, "pseudo-inverse (dB)": 2, "s / iteration": 3,
                 "peak GiB / rank": 2, "comm MB / iteration": 1}
-    return pd.DataFrame(rows).style.hide(axis="index").format(
-        {column: f"{{:.{places}f}}" for column, places in decimals.items()})
+    return display_table(pd.DataFrame(rows), {column: f"{{:.{places}f}}" for column, places in decimals.items()})
 
 
 def run_label(solver: str, nprocs: int) -> str:
