@@ -1,11 +1,9 @@
 """Atomic writes (distinv.files) and the files written through them: a writer that dies midway leaves the
 previous file, or none, never half of one."""
 
-import importlib.util
 import json
 import shutil
 import stat
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,8 +12,8 @@ import pytest
 from distinv.bench.output import write_json_atomically
 from distinv.files import write_atomically
 from distinv.models import sha256_of
+from data_scripts_loader import load_data_script
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _hidden(folder: Path) -> list[str]:
@@ -55,16 +53,8 @@ def test_an_existing_file_is_refused_unless_overwriting(tmp_path):
         write_atomically(target, lambda tmp: tmp.write_text("x"), overwrite=False)
 
 
-def _fetch_images_script():
-    spec = importlib.util.spec_from_file_location("fetch_images", REPO / "data_scripts" / "fetch_images.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_an_interrupted_extraction_is_redone_not_kept(tmp_path, monkeypatch):
-    script = _fetch_images_script()
+    script = load_data_script("fetch_images")
     archive = tmp_path / "DIV2K_valid_HR.zip"
     png = bytes(range(256)) * 64
     with zipfile.ZipFile(archive, "w") as bundle:

@@ -1,10 +1,8 @@
 """distinv.models: shipped weights load, denoise held-out images, and refuse bad input."""
 
-import importlib.util
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,8 @@ from deepinv.models import DRUNet, TVDenoiser
 
 from distinv import models
 from distinv.models import WeightsHashError, load_denoiser
+from data_scripts_loader import load_data_script
 
-REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ("drunet-small-gray", "drunet-small-color")
 HELD_OUT = {"drunet-small-gray": "camera", "drunet-small-color": "chelsea"}
 
@@ -181,12 +179,7 @@ def test_official_url_is_deepinvs():
 
 
 def _training_script():
-    path = REPO / "data_scripts" / "train_denoiser.py"
-    spec = importlib.util.spec_from_file_location("train_denoiser", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_data_script("train_denoiser")
 
 
 def test_training_script_writes_loadable_weights_and_refuses_to_overwrite(tmp_path):
