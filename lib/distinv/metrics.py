@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["banded_ssim", "SSIM_HALO"]
+__all__ = ["banded_ssim", "SSIM_HALO", "image_quality", "preview", "volume_quality_sums", "psnr_from_sums"]
 
 #: Rows of context on each side of a band: covers the SSIM window (11 rows, radius 5) with room to spare.
 SSIM_HALO = 16
@@ -51,3 +51,73 @@ def banded_ssim(x_hat: torch.Tensor, x: torch.Tensor, rows: int = 256, max_pixel
         inside = ssim_map[:, :, start - low:stop - low]
         total += inside.sum(dim=(1, 2, 3), dtype=torch.float64)
     return (total / x[0].numel()).to(x.dtype)
+
+
+def image_quality(x: torch.Tensor, x_true: torch.Tensor) -> dict[str, float]:
+    """deepinv's PSNR and SSIM of ``x`` clamped to ``[0, 1]`` (SSIM by bands of rows: bounded memory).
+
+    :param torch.Tensor x: estimate ``(B, C, H, W)``.
+    :param torch.Tensor x_true: reference of the same shape, in ``[0, 1]``.
+
+    >>> x = torch.full((1, 1, 16, 16), 0.5)
+    >>> round(image_quality(x + 0.01, x)["psnr"], 3)
+    40.0
+    """
+    from deepinv.loss.metric import PSNR
+
+    x = x.clamp(0.0, 1.0)
+    return {"psnr": float(PSNR(max_pixel=1.0)(x, x_true)), "ssim": float(banded_ssim(x, x_true, max_pixel=1.0))}
+
+
+def preview(x: torch.Tensor, side: int) -> torch.Tensor:
+    """``x[0]`` clamped to ``[0, 1]`` and area-downsampled so that its sides are at most ``side`` (CPU, float).
+
+    :param torch.Tensor x: ``(B, C, H, W)``.
+    :param int side: largest side of the preview.
+
+    >>> preview(torch.ones(1, 1, 64, 64), 16).shape
+    torch.Size([1, 16, 16])
+    """
+    x = x.detach().clamp(0.0, 1.0)
+    if max(x.shape[-2:]) > side:
+        x = torch.nn.functional.interpolate(x, size=(side, side), mode="area")
+    return x[0].float().cpu()
+
+
+def volume_quality_sums(x: torch.Tensor, x_true: torch.Tensor) -> torch.Tensor:
+    r"""Sums behind the metrics of a volume (or of a slab of it): ``[Σ (x − x_true)², voxels, Σ SSIM_z, slices]``.
+
+    ``x`` is clamped to ``[0, 1]``. SSIM is deepinv's 2D SSIM of each axial slice :math:`z`; the volume's
+    SSIM is the mean over slices. The sums of slabs add up to those of the whole volume, so ranks holding
+    slabs all-reduce them (:func:`psnr_from_sums`).
+
+    :param torch.Tensor x: ``(1, 1, Z, H, W)`` estimate.
+    :param torch.Tensor x_true: reference of the same shape, in ``[0, 1]``.
+    :return: float64 tensor of 4 sums.
+
+    >>> x = torch.full((1, 1, 3, 16, 16), 0.5)
+    >>> volume_quality_sums(x + 0.01, x)[[1, 3]].tolist()
+    [768.0, 3.0]
+    """
+    if x.shape != x_true.shape or x.ndim != 5:
+        raise ValueError(f"x and x_true must be (B, C, Z, H, W) tensors of one shape, got {tuple(x.shape)} and "
+                         f"{tuple(x_true.shape)}")
+    x = x.clamp(0.0, 1.0)
+    squared = torch.sum((x - x_true) ** 2, dtype=torch.float64)
+    slices = x[0].transpose(0, 1)  # (Z, C, H, W)
+    truth = x_true[0].transpose(0, 1)
+    ssim = banded_ssim(slices, truth, max_pixel=1.0).to(torch.float64).sum() if slices.shape[0] else 0.0
+    return torch.tensor([float(squared), x.numel(), float(ssim), slices.shape[0]], dtype=torch.float64)
+
+
+def psnr_from_sums(sums: torch.Tensor) -> dict[str, float]:
+    """PSNR (peak 1) and mean slice SSIM from the all-reduced :func:`volume_quality_sums`.
+
+    >>> {k: round(v, 6) for k, v in psnr_from_sums(torch.tensor([1e-4 * 10, 10.0, 1.8, 2.0])).items()}
+    {'psnr': 40.0, 'ssim': 0.9}
+    """
+    import math
+
+    mse = float(sums[0]) / float(sums[1])
+    psnr = float("inf") if mse == 0 else -10.0 * math.log10(mse)
+    return {"psnr": psnr, "ssim": float(sums[2]) / float(sums[3])}

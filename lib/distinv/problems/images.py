@@ -33,9 +33,11 @@ import torch
 from deepinv.physics import Blur, BlurFFT, Downsampling, LinearPhysics
 from deepinv.physics.functional import gaussian_blur
 
+from distinv.problems.base import RankProblem
+
 __all__ = [
     "DeblurringConfig", "SKIMAGE_IMAGES", "PADDINGS", "ground_truth", "make_physics", "physics_factory",
-    "measure", "distributed_problem", "native_side",
+    "measure", "distributed_problem", "native_side", "DeblurringRankProblem", "setup_rank", "crop_box",
 ]
 
 #: Natural images shipped by scikit-image (no download).
@@ -289,3 +291,110 @@ def distributed_problem(config: DeblurringConfig, ctx, x: torch.Tensor):
     for index, operator in zip(physics.local_indexes, physics.local_physics):
         y[index] = measure(index, x, operator, config)
     return physics, y
+
+
+# --------------------------------------------------------------------------- the runner's interface
+
+
+class DeblurringRankProblem(RankProblem):
+    """This rank's share of the multi-frame deblurring problem (see :mod:`distinv.problems.base`).
+
+    Replicated layout: every rank holds the whole image; the operators :math:`A_k` are dealt across
+    ranks by deepinv's ``DistributedStackedLinearPhysics``.
+    """
+
+    layout = "replicated"
+
+    def __init__(self, config: DeblurringConfig, ctx, device: torch.device):
+        from distinv.solvers.data_term import StackedDataTerm
+
+        self.config, self.device, self.rank = config, device, ctx.rank
+        self.channels = config.channels
+        self.x_true = ground_truth(config, device)
+        self.physics, self.y = distributed_problem(config, ctx, self.x_true)
+        self.data = StackedDataTerm(self.physics, self.y)
+        self.sigma_n = config.sigma_n
+        # the TV weight follows the noise of the K stacked frames
+        self.tv_scale = max(config.sigma_n, 1e-3) * math.sqrt(config.K)
+
+    def sqnorm(self) -> float:
+        r""":math:`\|A\|^2` exactly, by a distributed power iteration."""
+        from distinv.distributed.norm import PowerIteration, stacked_sqnorm
+
+        generator = torch.Generator().manual_seed(self.config.seed)
+        x0 = (1.0 + 0.1 * torch.rand(self.x_true.shape, generator=generator)).to(self.x_true.device)
+        with torch.no_grad():
+            return float(stacked_sqnorm(self.physics, x0, PowerIteration(max_iter=200, tol=1e-6)).value)
+
+    def start(self, pinv_iterations: int) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """The normalised back-projection, the pseudo-inverse by ``pinv_iterations`` CG steps, and :math:`A^\top y`."""
+        with torch.no_grad():
+            aty = self.data.back_projection()
+            x_init = self.data.normalized_back_projection()
+            x_pinv = self.data.least_squares(x_init, pinv_iterations, aty) if pinv_iterations else None
+        return x_init, {"init": x_init, "pinv": x_pinv}, aty
+
+    def prior(self, config, prior_ctx):
+        """The shipped (or random) DRUNet, tiled across the ranks of ``prior_ctx``."""
+        from distinv.solvers.prior import load_prior_denoiser, tiled_prior
+
+        return tiled_prior(load_prior_denoiser(config, self.channels, self.device), config, prior_ctx)
+
+    def tv_prox(self, inner_iterations: int):
+        """deepinv's ``TVPrior`` proximal operator on the whole image (every rank)."""
+        from deepinv.optim.prior import TVPrior
+
+        return TVPrior(n_it_max=inner_iterations).prox
+
+    def quality(self, x: torch.Tensor) -> dict | None:
+        """PSNR and SSIM against the ground truth, on rank 0 (the image is replicated)."""
+        if self.rank != 0:
+            return None
+        from distinv.metrics import image_quality
+
+        return image_quality(x, self.x_true)
+
+    def rank_record(self) -> dict:
+        return {"operators": list(self.physics.local_indexes)}
+
+    def rank_previews(self, size: int) -> dict:
+        from distinv.metrics import preview
+
+        return {k: preview(self.y[k], size) for k in self.physics.local_indexes}
+
+    def result_extras(self, x_hat, x_init, baselines, gathered, options, prior_config) -> dict:
+        from distinv.metrics import preview
+
+        if self.rank != 0:
+            return {}
+        top, left, side = crop_box(self.config.size, prior_config.patch, options.crop_size)
+        box = (..., slice(top, top + side), slice(left, left + side))
+        previews = {}
+        for entry in gathered:
+            previews.update(entry.pop("previews"))
+        x_true = self.x_true
+        return {
+            "x_hat_preview": preview(x_hat, options.preview_size),
+            "x_true_preview": preview(x_true, options.preview_size),
+            "x_init_preview": preview(x_init, options.preview_size),
+            "measurement_previews": [previews[k] for k in sorted(previews)],
+            "crops": {"box": [top, left, side], "x_true": x_true[box][0].cpu(),
+                      "x_hat": x_hat[box][0].clamp(0, 1).cpu(), "x_init": x_init[box][0].clamp(0, 1).cpu()},
+        }
+
+
+def crop_box(size: int, patch: int, crop: int) -> tuple[int, int, int]:
+    """A square of side ``crop`` around the corner where four tiles meet (or the centre if one tile).
+
+    >>> crop_box(512, 256, 96)
+    (208, 208, 96)
+    """
+    crop = min(crop, size)
+    centre = patch if patch < size else size // 2
+    top = int(min(max(centre - crop // 2, 0), size - crop))
+    return top, top, crop
+
+
+def setup_rank(config: DeblurringConfig, ctx, device: torch.device) -> DeblurringRankProblem:
+    """The runner's entry: this rank's share of the deblurring problem (a collective)."""
+    return DeblurringRankProblem(config, ctx, device)

@@ -17,16 +17,16 @@ With :math:`f(x) = \tfrac12\sum_k\|A_kx-y_k\|^2`, :math:`L = \|A\|^2` and a deno
   :math:`\sigma_t` decreases geometrically, so early iterations denoise hard and later ones trust
   the data.
 
-- **TV** (the baseline), ADMM on :math:`f(x) + \lambda\,\mathrm{TV}(x)`, :math:`\lambda = w_{TV}\,\sigma_n\sqrt K`,
-  penalty :math:`\rho`:
+- **TV** (the baseline), ADMM on :math:`f(x) + \lambda\,\mathrm{TV}(x)`, :math:`\lambda = w_{TV}\,s_{TV}`
+  (:math:`s_{TV}` is the problem's scale, e.g. :math:`\sigma_n\sqrt K` for :math:`K` frames), penalty :math:`\rho`:
 
   .. math:: z_{t+1} = \arg\min_z f(z) + \tfrac{\rho}{2}\|z - x_t + u_t\|^2, \quad
             x_{t+1} = \mathrm{prox}_{(\lambda/\rho) \mathrm{TV}}(z_{t+1} + u_t), \quad
             u_{t+1} = u_t + z_{t+1} - x_{t+1},
 
-  the same CG data step as HQS, and deepinv's ``TVPrior`` proximal operator computed on every rank
-  on the whole image (TV's prox is not local: it is not tiled). Unlike HQS, ADMM converges to the
-  minimiser of the TV objective.
+  the same CG data step as HQS, and the problem's TV proximal operator (deepinv's ``TVPrior``: on every
+  rank on the whole image for a replicated iterate, slice by slice on each rank's slab for a sharded
+  volume). Unlike HQS, ADMM converges to the minimiser of the TV objective.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ class Solver:
     :param torch.Tensor x: the current iterate (start point on construction).
     :param float step_size: :math:`\gamma` (PGD) or ``nan`` (HQS, TV).
     :param float sigma_n: noise level of the measurements.
+    :param float tv_scale: :math:`s_{TV}`, the TV weight's scale.
     """
 
     data: StackedDataTerm
@@ -118,6 +119,7 @@ class Solver:
     step_size: float
     sigma_n: float
     aty: torch.Tensor | None = None
+    tv_scale: float = 1.0
     sigmas: list[float] = field(default_factory=list)
     _u: torch.Tensor | None = None
 
@@ -148,7 +150,7 @@ class Solver:
                     v = z + self._u
             with _Phase(self.device, "prior") as prior_phase:
                 if solver == "tv":
-                    weight = self.config.tv_weight * max(self.sigma_n, 1e-3) * math.sqrt(self.data.physics.num_operators)
+                    weight = self.config.tv_weight * self.tv_scale
                     x_new = self.prior(v, gamma=weight / self.config.tv_rho)
                     self._u = v - x_new
                 else:
@@ -163,25 +165,29 @@ class Solver:
         return times
 
 
-def make_solver(config: SolverConfig, data: StackedDataTerm, prior: Callable, x0: torch.Tensor,
-                sqnorm: float, sigma_n: float, aty: torch.Tensor | None = None) -> Solver:
+def make_solver(config: SolverConfig, data, prior: Callable, x0: torch.Tensor, sqnorm: float, sigma_n: float,
+                aty: torch.Tensor | None = None, tv_scale: float | None = None) -> Solver:
     r"""A :class:`Solver` for ``config.solver`` starting at ``x0``.
 
     :param SolverConfig config: solver options.
-    :param StackedDataTerm data: the data term.
-    :param callable prior: tiled denoiser ``(x, sigma)`` for PnP; ignored for ``"tv"`` (deepinv's
-        ``TVPrior`` is built here).
+    :param data: the data term (:class:`StackedDataTerm` or :class:`~distinv.solvers.data_term.ShardedDataTerm`).
+    :param callable prior: tiled denoiser ``(x, sigma)`` for PnP; for ``"tv"`` the TV proximal operator
+        ``prox(x, gamma=...)`` (``None``: deepinv's ``TVPrior`` on the whole signal).
     :param torch.Tensor x0: start point.
     :param float sqnorm: :math:`\|A\|^2`.
     :param float sigma_n: noise level.
     :param torch.Tensor aty: :math:`A^\top y` if already computed (HQS needs it).
+    :param float tv_scale: :math:`s_{TV}` (``None``: :math:`\max(\sigma_n, 10^{-3})\sqrt K` with ``K``
+        the data term's operator count).
     """
     if not sqnorm > 0:
         raise ValueError(f"sqnorm must be > 0, got {sqnorm!r}")
-    if config.solver == "tv":
+    if config.solver == "tv" and prior is None:
         from deepinv.optim.prior import TVPrior
 
-        tv = TVPrior(n_it_max=config.tv_inner_iterations)
-        prior = tv.prox
+        prior = TVPrior(n_it_max=config.tv_inner_iterations).prox
+    if tv_scale is None:
+        tv_scale = max(sigma_n, 1e-3) * math.sqrt(data.physics.num_operators)
     step = config.step_scale / sqnorm if config.solver == "pnp-pgd" else float("nan")
-    return Solver(data=data, prior=prior, config=config, x=x0.clone(), step_size=step, sigma_n=sigma_n, aty=aty)
+    return Solver(data=data, prior=prior, config=config, x=x0.clone(), step_size=step, sigma_n=sigma_n, aty=aty,
+                  tv_scale=tv_scale)

@@ -1,21 +1,26 @@
-r"""Rank entry point of the multi-frame deblurring chapter and benchmark: ``run_reconstruction(cfg)``.
+r"""Rank entry point of every use case's reconstruction: ``run_reconstruction(cfg)``.
+
+``cfg["problem"]`` names the use case (``"images"``, the default: multi-frame deblurring of chapter 01;
+``"ct"``: tomography of chapter 02; see :func:`distinv.problems.problem_names`). The loop here never
+knows which: each rank builds its share of the problem through the interface of
+:mod:`distinv.problems.base` (its data term, start point and baselines, prior, metrics), iterates, and
+rank 0 returns a plain dict:
+
+``{"config", "history": [row per iteration], "final", "per_rank": [row per rank], ...}`` plus the
+problem's previews (for the images problem: ``"x_hat_preview", "x_true_preview", "x_init_preview",
+"measurement_previews", "crops"``).
 
 Run it on ``N`` local ranks with ``distinv.launch(run_reconstruction, cfg, nprocs=N)``, or in place
-under ``torchrun``. Every rank builds only its operators and measurements, all ranks iterate on
-the same (replicated) image, the prior is tiled across ranks, and rank 0 returns a plain dict:
-
-``{"config", "history": [row per iteration], "final", "per_rank": [row per rank], "x_hat_preview",
-"x_true_preview", "x_init_preview", "measurement_previews", "crops"}``
-
-A history row holds ``iteration, sigma, psnr, ssim, t_total, t_grad, t_prior, t_comm, t_comm_data,
-t_comm_prior, comm_bytes`` (summed over ranks) and ``peak_mem_bytes`` (max over ranks, so far: the
-iterations' peak, with what setup left resident but without the quality metrics' temporaries, which
-rank 0 alone computes at full resolution). Times are rank 0's (every rank waits for the others inside
-the collectives).
+under ``torchrun``. A history row holds ``iteration, sigma, psnr, ssim`` (and the problem's other
+metrics), ``t_total, t_grad, t_prior, t_comm, t_comm_data, t_comm_prior, comm_bytes`` (summed over
+ranks) and ``peak_mem_bytes`` (max over ranks, so far: the iterations' peak, with what setup left
+resident but without the quality metrics' temporaries). Times are rank 0's (every rank waits for the
+others inside the collectives).
 
 From a shell (prints the result without tensors as JSON)::
 
     python -m distinv.solvers --nprocs 2 --set size=512 solver=pnp-hqs iterations=12
+    python -m distinv.solvers --problem ct --nprocs 2 --set size=96 views=60 distribution=slabs
 """
 
 from __future__ import annotations
@@ -30,12 +35,10 @@ import torch
 
 from distinv.bench.measure import PeakTracker
 from distinv.distributed import comm
-from distinv.problems.images import DeblurringConfig, distributed_problem, ground_truth
+from distinv.problems import DEFAULT_PROBLEM, get_problem, problem_names
 from distinv.solvers.config import PriorConfig, SolverConfig
 from distinv.solvers.context import AccountedContext
-from distinv.solvers.data_term import StackedDataTerm
 from distinv.solvers.iterations import make_solver
-from distinv.solvers.prior import load_prior_denoiser, tiled_prior
 
 __all__ = ["RunOptions", "split_config", "default_config", "run_reconstruction", "DEVICES"]
 
@@ -68,27 +71,46 @@ class RunOptions:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-_SECTIONS = {"problem": DeblurringConfig, "solver": SolverConfig, "prior": PriorConfig, "run": RunOptions}
+def _sections(problem: str) -> dict:
+    return {"problem": get_problem(problem).config_type(), "solver": SolverConfig, "prior": PriorConfig,
+            "run": RunOptions}
 
 
-def default_config() -> dict:
-    """Every accepted key with its default (a flat dict).
+def _problem_name(cfg: dict) -> str:
+    name = cfg.get("problem", DEFAULT_PROBLEM)
+    get_problem(name)  # a clear error for an unknown name
+    return name
 
-    >>> cfg = default_config(); cfg["solver"], cfg["size"], cfg["patch"]
-    ('pnp-hqs', 512, 256)
+
+def _as_dict(section) -> dict:
+    out = asdict(section)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def default_config(problem: str = DEFAULT_PROBLEM) -> dict:
+    """Every accepted key of ``problem`` with its default (a flat dict, ``"problem"`` first).
+
+    :param str problem: one of :func:`distinv.problems.problem_names`.
+
+    >>> cfg = default_config(); cfg["problem"], cfg["solver"], cfg["size"], cfg["patch"]
+    ('images', 'pnp-hqs', 512, 256)
     """
-    out: dict = {}
-    for section in _SECTIONS.values():
-        out.update(asdict(section()))
-    out["blur_sigma"] = list(out["blur_sigma"])
+    out: dict = {"problem": problem}
+    spec = get_problem(problem)
+    for name, section in _sections(problem).items():
+        values = _as_dict(section())
+        if name in ("solver", "prior") and spec.solver_defaults:
+            values.update({k: v for k, v in spec.solver_defaults.items() if k in values})
+        out.update(values)
     return out
 
 
-def split_config(cfg: dict) -> tuple[DeblurringConfig, SolverConfig, PriorConfig, RunOptions]:
+def split_config(cfg: dict) -> tuple:
     """Validate a flat config dict and split it into its four option bundles.
 
-    :param dict cfg: keys of :class:`DeblurringConfig`, :class:`SolverConfig`, :class:`PriorConfig` and
-        :class:`RunOptions`; missing keys take their defaults.
+    :param dict cfg: ``"problem"`` (default ``"images"``) and keys of the problem's option bundle, of
+        :class:`SolverConfig`, :class:`PriorConfig` and :class:`RunOptions`; missing keys take their defaults.
+    :return: ``(problem_config, SolverConfig, PriorConfig, RunOptions)``.
     :raises ValueError: an unknown key (named), or a bad value (named by the bundle).
 
     >>> split_config({"size": 64, "solver": "tv"})[1].solver
@@ -96,44 +118,20 @@ def split_config(cfg: dict) -> tuple[DeblurringConfig, SolverConfig, PriorConfig
     """
     if not isinstance(cfg, dict):
         raise TypeError(f"cfg must be a dict, got {type(cfg).__name__}")
-    known = {f.name: name for name, section in _SECTIONS.items() for f in fields(section)}
-    unknown = sorted(set(cfg) - set(known))
+    name = _problem_name(cfg)
+    sections = _sections(name)
+    known = {f.name: section_name for section_name, section in sections.items() for f in fields(section)}
+    unknown = sorted(set(cfg) - set(known) - {"problem"})
     if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; accepted keys: {sorted(known)}")
-    parts = {name: {} for name in _SECTIONS}
-    for key, value in cfg.items():
+        raise ValueError(f"unknown config key(s) {unknown} for problem {name!r}; accepted keys: {sorted(known)}")
+    parts = {section_name: {} for section_name in sections}
+    defaults = get_problem(name).solver_defaults or {}
+    for key, value in defaults.items():
         parts[known[key]][key] = value
-    if "blur_sigma" in parts["problem"]:
-        parts["problem"]["blur_sigma"] = tuple(parts["problem"]["blur_sigma"])
-    return tuple(section(**parts[name]) for name, section in _SECTIONS.items())
-
-
-# --------------------------------------------------------------------------- measurements
-
-
-def _quality(x: torch.Tensor, x_true: torch.Tensor) -> tuple[float, float]:
-    """deepinv's PSNR and SSIM (the latter by bands of rows: same value, bounded memory)."""
-    from deepinv.loss.metric import PSNR
-
-    from distinv.metrics import banded_ssim
-
-    x = x.clamp(0.0, 1.0)
-    return float(PSNR(max_pixel=1.0)(x, x_true)), float(banded_ssim(x, x_true, max_pixel=1.0))
-
-
-def _preview(x: torch.Tensor, side: int) -> torch.Tensor:
-    x = x.detach().clamp(0.0, 1.0)
-    if max(x.shape[-2:]) > side:
-        x = torch.nn.functional.interpolate(x, size=(side, side), mode="area")
-    return x[0].float().cpu()
-
-
-def _crop_box(size: int, patch: int, crop: int) -> tuple[int, int, int]:
-    """A square around the corner where four tiles meet (or the centre if there is one tile)."""
-    crop = min(crop, size)
-    centre = patch if patch < size else size // 2
-    top = int(min(max(centre - crop // 2, 0), size - crop))
-    return top, top, crop
+    for key, value in cfg.items():
+        if key != "problem":
+            parts[known[key]][key] = tuple(value) if isinstance(value, list) else value
+    return tuple(section(**parts[section_name]) for section_name, section in sections.items())
 
 
 def _resolve_device(option: str) -> torch.device:
@@ -151,7 +149,7 @@ def _resolve_device(option: str) -> torch.device:
 
 
 def run_reconstruction(cfg: dict) -> dict | None:
-    """Solve the multi-frame deblurring problem of ``cfg`` on the ranks of the current process group.
+    """Solve the problem of ``cfg`` on the ranks of the current process group.
 
     A collective: call it on every rank (``distinv.launch`` does). Returns the result dict on rank 0
     and ``None`` on the others.
@@ -166,30 +164,26 @@ def run_reconstruction(cfg: dict) -> dict | None:
     >>> len(result["history"]), result["final"]["nprocs"], result["x_hat_preview"].shape
     (2, 1, torch.Size([1, 48, 48]))
     """
-    problem, solver_cfg, prior_cfg, options = split_config(cfg)
+    problem_cfg, solver_cfg, prior_cfg, options = split_config(cfg)
+    spec = get_problem(_problem_name(cfg))
     device = _resolve_device(options.device)
     started = time.perf_counter()
     with AccountedContext("physics", device) as ctx, AccountedContext("prior", device) as prior_ctx:
         rank, world = ctx.rank, ctx.world_size
         with comm.accounting() as ledger:
-            x_true = ground_truth(problem, device)
-            physics, y = distributed_problem(problem, ctx, x_true)
-            data = StackedDataTerm(physics, y)
+            problem = spec.build(problem_cfg, ctx, device)
+            data = problem.data
             setup = {}
             t0 = time.perf_counter()
-            sqnorm = _sqnorm(physics, x_true, problem.seed)
+            sqnorm = problem.sqnorm()
             setup["t_norm"] = time.perf_counter() - t0
-            with torch.no_grad():
-                aty = data.back_projection()
-                x_init = data.normalized_back_projection()
-                x_pinv = (data.least_squares(x_init, solver_cfg.pinv_iterations, aty)
-                          if solver_cfg.pinv_iterations else None)
-            denoiser = None
-            prior = None
-            if solver_cfg.solver != "tv":
-                denoiser = load_prior_denoiser(prior_cfg, problem.channels, device)
-                prior = tiled_prior(denoiser, prior_cfg, prior_ctx)
-            solver = make_solver(solver_cfg, data, prior, x_init, sqnorm, problem.sigma_n, aty)
+            x_init, baselines, aty = problem.start(solver_cfg.pinv_iterations)
+            if solver_cfg.solver == "tv":
+                prior = problem.tv_prox(solver_cfg.tv_inner_iterations)
+            else:
+                prior = problem.prior(prior_cfg, prior_ctx)
+            solver = make_solver(solver_cfg, data, prior, x_init, sqnorm, problem.sigma_n, aty,
+                                 tv_scale=problem.tv_scale)
             setup["t_setup"] = time.perf_counter() - started
             # the iterations' peak: what setup left resident counts, the metrics' temporaries do not
             peak = PeakTracker(device)
@@ -201,9 +195,11 @@ def run_reconstruction(cfg: dict) -> dict | None:
                 row = {"iteration": t + 1, "sigma": solver.sigmas[t] if solver_cfg.solver != "tv" else None}
                 row.update(asdict(times))
                 last = t + 1 == solver_cfg.iterations
-                if rank == 0 and ((t + 1) % options.metrics_every == 0 or last):
+                if (t + 1) % options.metrics_every == 0 or last:
                     with peak.excluded():
-                        row["psnr"], row["ssim"] = _quality(solver.x, x_true)
+                        metrics = problem.quality(solver.x)
+                    if rank == 0:
+                        row.update(metrics)
                 elif rank == 0:
                     row["psnr"] = row["ssim"] = None
                 local_rows.append({"peak_mem_bytes": peak.read(), "comm_bytes": times.comm_bytes})
@@ -215,64 +211,42 @@ def run_reconstruction(cfg: dict) -> dict | None:
             if bar is not None:
                 bar.close()
             x_hat = solver.x
+            with torch.no_grad(), peak.excluded():
+                final_metrics = problem.quality(x_hat)
+                baseline_metrics = {name: None if x is None else problem.quality(x) for name, x in baselines.items()}
 
         per_rank_local = {
-            "rank": rank, "operators": list(physics.local_indexes),
+            "rank": rank, **problem.rank_record(),
             "peak_mem_bytes": peak.read(),
             "comm_bytes": int(ledger.summary()["bytes"]), "comm_seconds": float(ledger.summary()["seconds"]),
             "rows": local_rows,
-            "measurement_previews": {k: _preview(y[k], options.preview_size) for k in physics.local_indexes},
+            "previews": problem.rank_previews(options.preview_size),
         }
         gathered = [None] * world
         comm.all_gather_object(gathered, per_rank_local, site="results.gather")
+        extras = problem.result_extras(x_hat, x_init, baselines, gathered, options, prior_cfg)
 
     if rank != 0:
         return None
     for t, row in enumerate(history):
         row["peak_mem_bytes"] = max(r["rows"][t]["peak_mem_bytes"] for r in gathered)
         row["comm_bytes"] = sum(r["rows"][t]["comm_bytes"] for r in gathered)
-    return _result(problem, solver_cfg, prior_cfg, options, device, world, sqnorm, setup, history, gathered,
-                   x_true, x_init, x_pinv, x_hat)
+    config = {"problem": spec.name, **_as_dict(problem_cfg), **_as_dict(solver_cfg), **_as_dict(prior_cfg),
+              **_as_dict(options)}
+    per_rank = [{k: v for k, v in entry.items() if k not in ("rows", "previews")} for entry in gathered]
+    final = _final(final_metrics, baseline_metrics, solver_cfg, sqnorm, history, per_rank, world, device, setup)
+    return {"config": config, "history": history, "final": final, "per_rank": per_rank, **extras}
 
 
-def _sqnorm(physics, x_true: torch.Tensor, seed: int) -> float:
-    r""":math:`\|A\|^2` exactly, by a distributed power iteration."""
-    generator = torch.Generator().manual_seed(seed)
-    x0 = (1.0 + 0.1 * torch.rand(x_true.shape, generator=generator)).to(x_true.device)
-    from distinv.distributed.norm import PowerIteration, stacked_sqnorm
-
-    with torch.no_grad():
-        return float(stacked_sqnorm(physics, x0, PowerIteration(max_iter=200, tol=1e-6)).value)
-
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="iterations", leave=True)
-
-
-def _result(problem, solver_cfg, prior_cfg, options, device, world, sqnorm, setup, history, gathered,
-            x_true, x_init, x_pinv, x_hat) -> dict:
-    psnr, ssim = _quality(x_hat, x_true)
-    psnr_init, ssim_init = _quality(x_init, x_true)
-    psnr_pinv, ssim_pinv = _quality(x_pinv, x_true) if x_pinv is not None else (None, None)
+def _final(metrics: dict, baseline_metrics: dict, solver_cfg, sqnorm: float, history: list, per_rank: list,
+           world: int, device: torch.device, setup: dict) -> dict:
+    out = dict(metrics)
+    for name, values in baseline_metrics.items():
+        for key in metrics:
+            out[f"{key}_{name}"] = None if values is None else values[key]
     iteration_times = [row["t_total"] for row in history]
     per_iteration = statistics.median(iteration_times[1:] if len(iteration_times) > 1 else iteration_times)
-    config = default_config()
-    for section in (problem, solver_cfg, prior_cfg, options):
-        config.update(asdict(section))
-    config["blur_sigma"] = list(problem.blur_sigma)
-    top, left, side = _crop_box(problem.size, prior_cfg.patch, options.crop_size)
-    box = (..., slice(top, top + side), slice(left, left + side))
-    previews = {}
-    for entry in gathered:
-        previews.update(entry.pop("measurement_previews"))
-    per_rank = [{k: v for k, v in entry.items() if k != "rows"} for entry in gathered]
-    final = {
-        "psnr": psnr, "ssim": ssim, "psnr_init": psnr_init, "ssim_init": ssim_init,
-        "psnr_pinv": psnr_pinv, "ssim_pinv": ssim_pinv,
+    out.update({
         "t_per_iteration": per_iteration, "t_iterations": sum(iteration_times),
         "t_grad": statistics.median(row["t_grad"] for row in history),
         "t_prior": statistics.median(row["t_prior"] for row in history),
@@ -282,16 +256,16 @@ def _result(problem, solver_cfg, prior_cfg, options, device, world, sqnorm, setu
         "comm_bytes_per_iteration": sum(row["comm_bytes"] for row in history) / len(history),
         "iterations": len(history), "nprocs": world, "device": _device_name(device),
         "threads": torch.get_num_threads(), **setup,
-    }
-    return {
-        "config": config, "history": history, "final": final, "per_rank": per_rank,
-        "x_hat_preview": _preview(x_hat, options.preview_size),
-        "x_true_preview": _preview(x_true, options.preview_size),
-        "x_init_preview": _preview(x_init, options.preview_size),
-        "measurement_previews": [previews[k] for k in sorted(previews)],
-        "crops": {"box": [top, left, side], "x_true": x_true[box][0].cpu(), "x_hat": x_hat[box][0].clamp(0, 1).cpu(),
-                  "x_init": x_init[box][0].clamp(0, 1).cpu()},
-    }
+    })
+    return out
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="iterations", leave=True)
 
 
 def _device_name(device: torch.device) -> str:
@@ -322,6 +296,8 @@ def main(argv: list[str] | None = None) -> dict:
     import distinv
 
     parser = argparse.ArgumentParser(prog="python -m distinv.solvers", description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", default=DEFAULT_PROBLEM, choices=problem_names(),
+                        help="the use case (default: %(default)s)")
     parser.add_argument("--nprocs", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=None)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -334,6 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"--set entries must be KEY=VALUE, got {item!r}")
         cfg[key] = _parse_value(value)
     cfg.setdefault("progress", False)
+    cfg["problem"] = args.problem
     result = summary(distinv.launch(run_reconstruction, cfg, nprocs=args.nprocs, timeout=args.timeout))
     print(json.dumps(result, indent=1))
     return result
