@@ -38,6 +38,21 @@ check-site: $(STAMP) chromium
 clean:
 	rm -rf book/_build book/executed
 
+# The external radio simulator's own environment (never imported by the torch side): pyuvsim (exact,
+# MPI through the mpi4py + mpich wheels: `.venv-sim/bin/mpiexec -n P`) and matvis (large counts), which
+# write Measurement Sets through pyuvdata + python-casacore. See data_scripts/simulate_observation.py.
+SIM_VENV     ?= .venv-sim
+SIM_STAMP    := $(SIM_VENV)/.installed-stamp
+SIM_PACKAGES ?= numpy scipy astropy pyuvdata pyuvsim pyradiosky python-casacore mpi4py mpich matvis
+
+.PHONY: simulator
+simulator: $(SIM_STAMP)
+
+$(SIM_STAMP):
+	@test -x $(SIM_VENV)/bin/python || $(PYTHON) -m venv $(SIM_VENV)
+	$(SIM_VENV)/bin/python -m pip install -q $(SIM_PACKAGES)
+	@touch $(SIM_STAMP)
+
 # On a GPU node (no venv needed: torch preinstalled, deepinv from carried wheels, see
 # lib/distinv/bench/gpu_check.py): the GPU figures of the issues, JSON under $OUT (default gpu_check_out/).
 gpu-check:
