@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 EXTRAS  ?= physics,book,test
 
-.PHONY: install test book execute build-site check-site chromium gpu-check clean
+.PHONY: install test book execute build-site site-js check-site chromium gpu-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,13 @@ book: execute build-site
 execute: $(STAMP)
 	$(PY) -m distinv.book execute --profile $(PROFILE)
 
-build-site: $(STAMP)
+build-site: $(STAMP) site-js
 	$(PY) -m distinv.book build
+
+# The scripts the site serves itself (MathJax 3, RequireJS, the widgets manager): pinned npm tarballs
+# unpacked into book/_build/offline-static (see lib/distinv/book/vendor.py), so pages read offline.
+site-js: $(STAMP)
+	$(PY) -m distinv.book fetch-js
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -67,3 +67,55 @@ def record_pid_and_wait(folder: str) -> None:
         handle.write(str(os.getpid()))
     os.replace(path + ".tmp", path)
     time.sleep(600)
+
+
+def all_reduce_until_killed(doomed_rank: int, after_s: float = 0.5) -> None:
+    """Every rank all-reduces in a loop; ``doomed_rank`` is SIGKILLed meanwhile, the others stay blocked."""
+    import signal
+    import threading
+
+    if dist.get_rank() == doomed_rank:
+        threading.Timer(after_s, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    value = torch.ones(1 << 14)
+    while True:
+        dist.all_reduce(value)
+
+
+def allocate_on_rank(hungry_rank: int, nbytes: int, kind: str = "torch") -> int:
+    """``hungry_rank`` allocates and touches ``nbytes`` (a torch tensor or a bytearray); all meet in a barrier."""
+    if dist.get_rank() == hungry_rank:
+        if kind == "torch":
+            torch.empty(nbytes, dtype=torch.uint8).fill_(1)
+        else:
+            bytearray(nbytes)
+    dist.barrier()
+    return nbytes
+
+
+def all_reduce_on_rank(lonely_rank: int) -> int:
+    """``lonely_rank`` enters an all-reduce that the other ranks never call: they return at once."""
+    if dist.get_rank() == lonely_rank:
+        dist.all_reduce(torch.ones(4))
+    return dist.get_rank()
+
+
+def all_reduce_while_others_sleep(lonely_rank: int) -> int:
+    """``lonely_rank`` waits in an all-reduce while the other ranks, alive, sleep elsewhere: a hang."""
+    if dist.get_rank() == lonely_rank:
+        dist.all_reduce(torch.ones(4))
+    else:
+        time.sleep(600)
+    return dist.get_rank()
+
+
+def die_on_rank(dying_rank: int, how: str) -> int:
+    """``dying_rank`` says why on stderr, then leaves without a result: ``os._exit(3)`` or a segfault."""
+    if dist.get_rank() == dying_rank:
+        print(f"rank {dying_rank} is about to die by {how}", file=sys.stderr, flush=True)
+        if how == "exit":
+            os._exit(3)
+        import ctypes
+
+        ctypes.string_at(0)  # SIGSEGV
+    dist.barrier()
+    return dist.get_rank()

@@ -1,6 +1,8 @@
-"""The book pipeline: papermill execution with profiles, failing cells, plotly in the static site."""
+"""The book pipeline: papermill execution with profiles, failing cells, plotly and maths in an offline static site."""
 
 import json
+import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -126,3 +128,150 @@ def test_notebook_00_executes_with_tiny_parameters(tmp_path):
     assert "On 2 ranks" in markdown
     table = next(o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {}))
     assert "forward A x" in table and "adjoint" in table
+
+
+# ------------------------------------------------------------------------------------- offline site
+
+
+def _offline_folder(root: Path) -> Path:
+    """Stand-ins for the vendored scripts (``make site-js`` fetches the real ones)."""
+    from distinv.book.vendor import MATHJAX_PATH, REQUIREJS_PATH, WIDGETS_PATH
+
+    folder = root / "offline"
+    for path in (MATHJAX_PATH, REQUIREJS_PATH, WIDGETS_PATH):
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(f"// stand-in for {path}\n")
+    return folder
+
+
+def _tiny_site(root: Path, folder: Path | None, mathjax_path: str = "vendor/mathjax/es5/tex-mml-chtml.js"):
+    """Build a two-page site (an equation; saved widget state) with Sphinx, myst-nb and our extension."""
+    from sphinx.application import Sphinx
+    from sphinx.util.docutils import docutils_namespace, patch_docutils
+
+    source = root / "src"
+    source.mkdir(parents=True)
+    (source / "conf.py").write_text(textwrap.dedent(f"""
+        extensions = ["myst_nb", "distinv.book.sphinx_scripts"]
+        myst_enable_extensions = ["dollarmath", "amsmath"]
+        nb_execution_mode = "off"
+        mathjax_path = {mathjax_path!r}
+        distinv_offline_static = {str(folder or root / "nothing-here")!r}
+    """))
+    (source / "index.md").write_text("# Maths\n\nInline $x^2$ and display\n\n$$\\sum_k A_k^\\top A_k$$\n\n"
+                                     "```{toctree}\nwidgets\n```\n")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Widgets\n\nA label $\\alpha$.")])
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "state": {"m": {"model_name": "IntSliderModel", "model_module": "@jupyter-widgets/controls",
+                        "model_module_version": "2.0.0", "state": {"value": 3}}},
+        "version_major": 2, "version_minor": 0}}
+    nbformat.write(notebook, source / "widgets.ipynb")
+    out = root / "html"
+    with patch_docutils(str(source)), docutils_namespace():  # as sphinx-build: one build's registrations
+        app = Sphinx(str(source), str(source), str(out), str(root / "doctrees"), "html", status=None,
+                     warningiserror=True)
+        app.build()
+    return out
+
+
+def test_the_site_serves_mathjax_and_the_widget_scripts_itself(tmp_path):
+    out = _tiny_site(tmp_path, _offline_folder(tmp_path))
+    maths, widgets = (out / "index.html").read_text(), (out / "widgets.html").read_text()
+    assert 'src="_static/vendor/mathjax/es5/tex-mml-chtml.js' in maths and r"\(x^2\)" in maths
+    assert 'src="_static/vendor/requirejs/require.js' in widgets
+    assert 'src="_static/vendor/@jupyter-widgets/html-manager/dist/embed-amd.js' in widgets
+    # the widgets' MathJax 2 call, given to MathJax 3 after its configuration and before the widgets
+    # and the manager's fonts resolved from _static/vendor/ (RequireJS's base), not from the page's folder
+    order = [widgets.index(s) for s in ("window.MathJax = {", "vendor/requirejs/require.js", "requirejs.config",
+                                        "MathJax.Hub = hub", "html-manager/dist/embed-amd.js")]
+    assert order == sorted(order) and "MathJax.Hub = hub" not in maths and "requirejs.config" not in maths
+    for page in (maths, widgets):  # no script from elsewhere
+        assert not re.findall(r'<script[^>]+src="(?:https?:)?//', page)
+    assert (out / "_static/vendor/mathjax/es5/tex-mml-chtml.js").read_text().startswith("// stand-in")
+
+
+def test_a_site_without_its_scripts_or_with_a_cdn_does_not_build(tmp_path):
+    from sphinx.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"the offline site needs vendor/mathjax/es5/tex-mml-chtml.js, .* "
+                                          r"run `make site-js`"):
+        _tiny_site(tmp_path / "a", None)
+    cdn = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+    with pytest.raises(ConfigError, match=f"pages would load scripts from the network: \\['{re.escape(cdn)}'\\]"):
+        _tiny_site(tmp_path / "b", _offline_folder(tmp_path / "b"), mathjax_path=cdn)
+
+
+FAKE_NPM = textwrap.dedent("""
+    #!{python}
+    import io, json, sys, tarfile, pathlib
+    spec, destination = sys.argv[2], pathlib.Path(sys.argv[sys.argv.index("--pack-destination") + 1])
+    name = "fake-1.0.0.tgz"
+    with tarfile.open(destination / name, "w:gz") as tar:
+        for member in ("package/dist/app.js", "package/dist/app.js.map", "package/src/app.ts", "package/LICENSE"):
+            data = member.encode()
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    print(json.dumps([{{"filename": name, "integrity": {integrity!r}}}]))
+""")
+
+
+@pytest.mark.parametrize("served", ["sha512-good", "sha512-tampered"])
+def test_fetch_unpacks_only_pinned_tarballs_and_only_the_served_files(tmp_path, monkeypatch, served):
+    from distinv.book import vendor
+
+    npm = tmp_path / "npm"
+    npm.write_text(FAKE_NPM.format(python=sys.executable, integrity=served).lstrip())
+    npm.chmod(0o755)
+    monkeypatch.setattr(vendor, "PACKAGES", (vendor.VendorPackage("fake", "fake@1.0.0", "sha512-good",
+                                                                  keep=("LICENSE", "dist/")),))
+    if served != "sha512-good":
+        with pytest.raises(ValueError, match="fake@1.0.0: the registry's tarball has digest sha512-tampered, "
+                                             "expected sha512-good"):
+            vendor.fetch(tmp_path / "out", npm=str(npm))
+        assert not (tmp_path / "out" / "vendor" / "fake").exists()
+        return
+    assert vendor.fetch(tmp_path / "out", npm=str(npm)) == ["fake"]
+    files = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert files == ["vendor/fake/.integrity", "vendor/fake/LICENSE", "vendor/fake/dist/app.js"]
+    assert vendor.fetch(tmp_path / "out", npm=str(npm)) == []  # already there
+
+
+@pytest.mark.parametrize("text, found", [
+    ("all typeset", []),
+    (r"left raw \(x^2\) here", [r"left raw \(x^2\) here"]),
+    (r"display \[y\]", [r"display \[y\]"]),
+    ("dollars $$a+b$$", ["dollars $$a+b$$", "dollars $$a+b$$"]),
+    (r"an environment \begin{align} x \end{align}", [r"an environment \begin{align} x \end{align}"]),
+    ("one dollar $5 is prose", []),
+])
+def test_raw_maths_is_found_in_visible_text(text, found):
+    from distinv.book.check_site import find_raw_math
+
+    assert find_raw_math(text) == found
+
+
+@pytest.mark.parametrize("url, local", [
+    ("http://127.0.0.1:41234/book/intro.html", True),
+    ("http://localhost:8000/_static/plotly.min.js", True),
+    ("http://[::1]:8000/x.js", True),
+    ("data:font/woff2;base64,AAAA", True),
+    ("https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js", False),
+    ("https://fonts.googleapis.com/css?family=Roboto", False),
+    ("http://127.0.0.2.example.org/x.js", False),
+])
+def test_only_loopback_requests_are_served(url, local):
+    from distinv.book.check_site import is_loopback
+
+    assert is_loopback(url) is local
+
+
+def test_fetch_without_npm_says_how_to_get_it_and_keeps_to_the_package(tmp_path):
+    from distinv.book import vendor
+
+    with pytest.raises(FileNotFoundError, match=r"'no-such-npm' not found: .* \(Debian: apt-get install npm\)"):
+        vendor.fetch(tmp_path, npm="no-such-npm")
+    mathjax = vendor.PACKAGES[0]
+    assert [vendor.wanted(mathjax, m) for m in ("package/es5/tex-mml-chtml.js", "package/es5/../../../etc/passwd",
+                                                "es5/tex-mml-chtml.js", "package/es5/tex-mml-chtml.js.map")] == [
+        True, False, False, False]

@@ -13,24 +13,11 @@ import pytest
 import torch
 
 import distinv
-import rank_functions as rf
 from distinv import LaunchTimeout, RankError, launch
+from live_children import live_children as _children
+import rank_functions as rf
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _children() -> list[str]:
-    """Live descendants of this process, without multiprocessing's long-lived helpers."""
-    helpers = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
-    live = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            cmdline = " ".join(proc.cmdline())
-            if proc.status() != psutil.STATUS_ZOMBIE and not any(h in cmdline for h in helpers):
-                live.append(f"{proc.pid}: {cmdline}")
-        except psutil.NoSuchProcess:
-            pass
-    return live
 
 
 @pytest.mark.parametrize("nprocs", [1, 2, 3])

@@ -5,47 +5,120 @@ Layout of a store folder::
     <root>/<run_id>.csv         rows = iterations of one run (params, metrics, provenance, status)
     <root>/<run_id>.ranks.csv   rows = ranks of that run (peak memory, bytes and seconds communicated)
 
+    <root>/<run_id>.lock        while a process runs that point: its pid, host and start time
+
 Each file is written atomically (:func:`distinv.files.write_atomically`), ranks file first: a run's
 ``.csv`` appears whole or not at all, so a killed run never corrupts earlier rows, and a run counts as
 done only once its main file exists with ``status == "ok"``. A failed run is stored as one row with its
 error; a later run of the same point replaces it. Loading concatenates the files into a
 :class:`pandas.DataFrame`.
 
+Several processes may fill one store at once (two jobs of a cluster array, two notebooks): a process
+runs a point only while it holds the point's lock (:meth:`ResultsStore.try_lock`), a file created with
+``O_CREAT | O_EXCL`` so that exactly one creator wins. A lock is stale, and is broken by the next
+process that wants the point, when its holder is gone (same host, pid dead or reused) or when it is
+older than ``lock_max_age_s`` (the only test for a holder on another host).
+
 >>> import tempfile
 >>> store = ResultsStore(tempfile.mkdtemp())
->>> store.write_run("abc", [{"iteration": 1, "psnr": 30.0, "status": "ok"}], ranks=[{"rank": 0}])
->>> store.is_done("abc"), len(store.load())
-(True, 1)
+>>> with store.try_lock("abc") as lock:
+...     store.try_lock("abc") is None  # held: another claim fails
+...     store.write_run("abc", [{"iteration": 1, "psnr": 30.0, "status": "ok"}], ranks=[{"rank": 0}])
+True
+>>> store.is_done("abc"), len(store.load()), store.lock_holder("abc")
+(True, 1, None)
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import socket
+import time
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
 from distinv.files import write_atomically
 
-__all__ = ["ResultsStore", "load_results", "STATUS_OK", "STATUS_ERROR"]
+__all__ = ["ResultsStore", "RunLock", "load_results", "STATUS_OK", "STATUS_ERROR", "DEFAULT_LOCK_MAX_AGE_S"]
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 _RANKS_SUFFIX = ".ranks.csv"
+_LOCK_SUFFIX = ".lock"
+#: A lock older than this is stale whoever holds it (a point never runs this long).
+DEFAULT_LOCK_MAX_AGE_S = 24 * 3600.0
+#: A lock file without readable content older than this was left by a process that died creating it.
+_UNREADABLE_LOCK_AGE_S = 60.0
 
 
 class ResultsStore:
-    """A folder of per-run CSV files, read back as one table.
+    """A folder of per-run CSV files, read back as one table, with a lock per run being written.
 
     :param str root: the folder (created when the first run is written).
+    :param float lock_max_age_s: age in seconds after which a lock is stale even if its holder may live
+        (on another host its liveness cannot be checked); ``> 0``.
     """
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, lock_max_age_s: float = DEFAULT_LOCK_MAX_AGE_S):
+        if isinstance(lock_max_age_s, bool) or not isinstance(lock_max_age_s, (int, float)) or not lock_max_age_s > 0:
+            raise ValueError(f"lock_max_age_s must be a positive number of seconds, got {lock_max_age_s!r}")
         self.root = Path(root)
+        self.lock_max_age_s = float(lock_max_age_s)
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ locks
+    def try_lock(self, run_id: str) -> "RunLock | None":
+        """Claim a run: its lock, or ``None`` when a live holder has it. A stale lock is broken first.
+
+        :param str run_id: the run's identity.
+        :return: a :class:`RunLock` (release it, or use it as a context manager), or ``None``.
+        """
+        _check_run_id(run_id)
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self._lock_path(run_id)
+        for _ in range(3):  # a broken stale lock may be claimed by another process first
+            lock = RunLock._create(path)
+            if lock is not None:
+                return lock
+            judged = _read_lock(path)
+            if judged is None:  # released meanwhile: try again
+                continue
+            if self._stale_reason(judged) is None or not _break_lock(path, judged):
+                return None
+        return None
+
+    def lock_holder(self, run_id: str) -> dict[str, Any] | None:
+        """Who holds the run's lock: ``{"pid", "host", "started", ...}`` plus ``"stale"`` (why, or ``None``);
+        ``None`` when the run is not locked.
+
+        :param str run_id: the run's identity.
+        """
+        judged = _read_lock(self._lock_path(run_id))
+        if judged is None:
+            return None
+        return {**judged["info"], "stale": self._stale_reason(judged)}
+
+    def _lock_path(self, run_id: str) -> Path:
+        return self.root / f"{run_id}{_LOCK_SUFFIX}"
+
+    def _stale_reason(self, judged: dict[str, Any]) -> str | None:
+        info, age = judged["info"], time.time() - judged["mtime"]
+        if not info:
+            return (f"unreadable lock {age:.0f} s old: its writer died creating it"
+                    if age > _UNREADABLE_LOCK_AGE_S else None)
+        age = time.time() - float(info.get("started", judged["mtime"]))
+        if age > self.lock_max_age_s:
+            return f"older than lock_max_age_s={self.lock_max_age_s:g} s ({age:.0f} s)"
+        same_host = info.get("host") == socket.gethostname()
+        if same_host and not _process_alive(info.get("pid"), info.get("process_started")):
+            return f"its holder, pid {info.get('pid')} on this host, is gone"
+        return None
 
     # ------------------------------------------------------------------ writing
     def write_run(self, run_id: str, rows: Iterable[Mapping], ranks: Iterable[Mapping] = ()) -> None:
@@ -78,6 +151,16 @@ class ResultsStore:
         return sorted(p.name[:-4] for p in self.root.glob("*.csv")
                       if not p.name.endswith(_RANKS_SUFFIX) and not p.name.startswith("."))
 
+    def stored_at(self, run_id: str) -> float | None:
+        """When the run's file was last written (seconds since the epoch), or ``None`` when it is not stored.
+
+        :param str run_id: the run's identity.
+        """
+        try:
+            return self._path(run_id).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     def status(self, run_id: str) -> str | None:
         """``"ok"``, ``"error"``, or ``None`` when the run is not stored.
 
@@ -102,6 +185,119 @@ class ResultsStore:
     def load_ranks(self) -> pd.DataFrame:
         """Per-rank figures of every stored run, rows = run × rank."""
         return _concat(p for p in (self.root / f"{r}{_RANKS_SUFFIX}" for r in self.run_ids()) if p.is_file())
+
+
+class RunLock:
+    """A claim on one run of a store, held from its creation to :meth:`release` (a context manager).
+
+    The lock file holds JSON: ``pid``, ``host``, ``started`` (epoch seconds), ``process_started`` (the
+    holder's start time, to tell a reused pid) and a random ``token`` that :meth:`release` checks, so a
+    lock broken as stale and taken by another process is never removed by its former holder.
+    """
+
+    def __init__(self, path: Path, info: dict[str, Any]):
+        self.path = path
+        self.info = info
+
+    @classmethod
+    def _create(cls, path: Path) -> "RunLock | None":
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+                "process_started": _process_start_time(os.getpid()), "token": secrets.token_hex(8)}
+        try:
+            os.write(handle, json.dumps(info).encode())  # one write: a reader sees all of it or nothing
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        return cls(path, info)
+
+    def release(self) -> None:
+        """Remove the lock if it is still this one (idempotent)."""
+        judged = _read_lock(self.path)
+        if judged is not None and judged["info"].get("token") == self.info["token"]:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"RunLock({str(self.path)!r}, pid={self.info['pid']})"
+
+
+def _read_lock(path: Path) -> dict[str, Any] | None:
+    """``{"info": content or {}, "mtime", "inode"}`` of a lock file, or ``None`` when there is none."""
+    try:
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            raw = handle.read()
+    except FileNotFoundError:
+        return None
+    try:
+        info = json.loads(raw)
+        info = info if isinstance(info, dict) else {}
+    except ValueError:
+        info = {}
+    return {"info": info, "mtime": stat.st_mtime, "inode": (stat.st_dev, stat.st_ino, stat.st_mtime_ns)}
+
+
+def _break_lock(path: Path, judged: dict[str, Any]) -> bool:
+    """Remove the stale lock ``judged`` unless it was replaced meanwhile; breakers take turns.
+
+    Creators never replace a lock (``O_EXCL``), so the lock can change only by being removed; the
+    breakers serialise on ``<lock>.breaking`` so that one of them cannot remove the fresh lock another
+    has just created after breaking the same stale one.
+    """
+    guard = path.with_name(path.name + ".breaking")
+    try:
+        handle = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            if time.time() - guard.stat().st_mtime > _UNREADABLE_LOCK_AGE_S:  # its breaker died
+                guard.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        return False
+    try:
+        now = _read_lock(path)
+        if now is not None and now["inode"] != judged["inode"]:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(handle)
+        guard.unlink(missing_ok=True)
+
+
+def _process_start_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
+def _process_alive(pid: Any, started: Any) -> bool:
+    """Whether ``pid`` runs and is the process that started at ``started`` (not a reuse of its pid)."""
+    import psutil
+
+    if not isinstance(pid, int):
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return not isinstance(started, (int, float)) or abs(process.create_time() - started) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # access denied: it exists
+        return True
 
 
 def load_results(folders: Mapping[str, str | os.PathLike] | Iterable[str | os.PathLike],

@@ -5,7 +5,10 @@ plotly >= 6 under nbclient emits only ``application/vnd.plotly.v1+json``, which 
 (:mod:`distinv.book.plotly_mime`, an entry point of the package): the book turns each figure's JSON
 into a div and a ``Plotly.newPlot`` call, and every page loads one copy of plotly.js from the book's
 ``_static`` folder (copied from the plotly package at build time), so the site renders offline and
-online alike. JupyterLab renders the same mimetype natively.
+online alike. JupyterLab renders the same mimetype natively. MathJax and the widgets manager are
+served from ``_static`` too (:mod:`distinv.book.vendor`, :mod:`distinv.book.sphinx_scripts`), and
+``python -m distinv.book check-site`` fails a page that requests anything off the loopback server or
+shows raw TeX.
 """
 
 from __future__ import annotations

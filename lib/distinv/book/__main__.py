@@ -1,4 +1,4 @@
-"""``python -m distinv.book {execute,build,check-site}``: the book pipeline behind ``make book``."""
+"""``python -m distinv.book {execute,fetch-js,build,check-site}``: the book pipeline behind ``make book``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("-p", "--parameter", action="append", default=[], help="NAME=VALUE override (YAML value)")
     ex.add_argument("--notebooks", default="notebooks")
     ex.add_argument("--output", default="book/executed")
+    fj = sub.add_parser("fetch-js", help="fetch the scripts the site serves itself (MathJax, widgets) with npm")
+    fj.add_argument("--folder", default=None, help="default: the book's offline-static folder")
     bu = sub.add_parser("build", help="build the site with jupyter-book (warnings are errors)")
     bu.add_argument("--root", default=".")
     ch = sub.add_parser("check-site", help="open the built site in headless Chromium")
@@ -50,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # papermill's error carries the failing cell's traceback
             print(f"\nnotebook execution failed:\n{exc}", file=sys.stderr)
             return 1
+        return 0
+    if args.command == "fetch-js":
+        from distinv.book.vendor import DEFAULT_FOLDER, PACKAGES, fetch
+
+        folder = args.folder or DEFAULT_FOLDER
+        fetched = fetch(folder)
+        kept = [p.spec for p in PACKAGES if p.name not in fetched]
+        print(f"fetch-js: {folder}/vendor: fetched {fetched or 'nothing'}; already there: {kept or 'nothing'}")
         return 0
     if args.command == "build":
         from distinv.book import plotly_js_path
