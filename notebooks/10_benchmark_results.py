@@ -61,21 +61,24 @@ assumed_link_latency_us = 5.0  # what-if interconnect latency (µs)
 import json
 from pathlib import Path
 
-from IPython.display import Markdown, display
+import pandas as pd
+from IPython.display import display
+from myst_nb import glue
 
 from distinv.bench import figures
 from distinv.bench.__main__ import resolve_config_path
 from distinv.bench.explorer import ResultsExplorer
-from distinv.bench.prior_report import (agreement_cost_figure, load_prior_runs, memory_growth_sentence,
-                                        network_layout_sentence, network_share_sentence, overlap_sweeps,
-                                        paired_speedups, prior_table, region_sentence, round_drift_sentence,
-                                        source_caption, styled_table, tradeoff_sentences)
+from distinv.bench.findings import (best_speedup, failed_runs_table, rank_agreement, run_counts, sharded_memory_ratio,
+                                    time_shares)
+from distinv.bench.prior_report import (FILE_SUMMARY_FORMATS, MEMORY_GROWTH_FORMATS, NETWORK_LAYOUT_FORMATS,
+                                        REGION_FORMATS, TRADEOFF_FORMATS, agreement_cost_figure, best_tradeoff,
+                                        file_summary, load_prior_runs, memory_growth, network_layout_speedups,
+                                        overlap_sweeps, paired_speedups_by_file, prior_table, region_gains,
+                                        slab_share_range, styled_table, tradeoff_table)
 from distinv.bench.runner import run_config
-from distinv.bench.schedule import file_caption, schedule_figure, summary_sentence as schedule_sentence
-from distinv.bench.scaling import (CollectiveCost, fit_models, load_published_scaling, model_constants, predict_all,
-                                   prediction_lines, published_conditions)
-from distinv.bench.sentences import (best_speedup_sentence, failed_runs_table, rank_agreement_sentence,
-                                     runs_sentence, sharded_memory_sentence, time_share_sentence)
+from distinv.bench.schedule import dynamic_speedups, file_settings, schedule_figure, schedule_table
+from distinv.bench.scaling import (PREDICTION_FORMATS, CollectiveCost, fit_models, load_published_scaling,
+                                   model_constants, predict_all, prediction_table, published_conditions)
 from distinv.bench.store import load_results
 from distinv.bench.summary import summarise_runs, variant_label
 from distinv.book import setup_plotly
@@ -85,6 +88,14 @@ setup_plotly()
 local_source = Path(results_dir).name
 external = sorted(p for p in Path(external_dir).glob("*") if p.is_dir())
 folders = {local_source: Path(results_dir), **{f"external/{p.name}": p for p in external}}
+
+
+def glue_numbers(prefix: str, numbers: dict) -> None:
+    """Glue every value of ``numbers`` as ``prefix_key`` for the prose below (myst-nb; numpy scalars as Python
+    numbers, whose text the ``{glue:text}`` formats can read)."""
+    for key, value in numbers.items():
+        glue(f"{prefix}_{key}", value.item() if hasattr(value, "item") else value, display=False)
+
 
 # %% [markdown]
 # ## Running the grid
@@ -104,10 +115,15 @@ frame["variant"] = [variant_label(i, l) for i, l in zip(frame.get("implementatio
 runs = summarise_runs(frame)
 failed = frame[frame["status"] == "error"]
 denoise = runs[runs["use_case"] == "denoise"]
-display(Markdown(runs_sentence(runs, failed, ran=sum(len(s.ran) for s in summaries),
-                               skipped=sum(len(s.skipped) for s in summaries))))
+glue_numbers("runs", run_counts(runs, failed, ran=sum(len(s.ran) for s in summaries),
+                                skipped=sum(len(s.skipped) for s in summaries)))
 
 # %% [markdown]
+# The results folders hold {glue:text}`runs_runs` successful runs from {glue:text}`runs_sources`
+# source(s), counted per source in the table below. This execution ran {glue:text}`runs_ran` grid point(s)
+# and skipped {glue:text}`runs_skipped` already done; {glue:text}`runs_failed` run(s) failed, listed with
+# their errors at the end of the page.
+#
 # ## Where the results come from
 #
 # Results produced on another machine (a GPU node, a cluster job) are copied, as they are, into a
@@ -115,17 +131,9 @@ display(Markdown(runs_sentence(runs, failed, ran=sum(len(s.ran) for s in summari
 # runs, with their provenance. A speedup is only ever a ratio of two runs from the same source.
 
 # %%
-figures.provenance_table(runs)
-
-# %% [markdown]
-# ## All runs
-#
-# Median time per iteration and its split (milliseconds), bytes communicated per iteration by rank 0,
-# peak memory of the busiest rank, PSNR after the last iteration, and the tile work multiplier
-# (pixels the network processes / pixels in the image: tiles are extended by their overlap).
-
-# %%
-figures.summary_table(denoise)
+provenance = figures.provenance_table(runs)
+provenance.insert(1, "runs", provenance["source"].map(runs["source"].value_counts()))
+display_table(provenance, {})
 
 # %% [markdown]
 # ## Where the time goes
@@ -137,10 +145,23 @@ figures.summary_table(denoise)
 # %%
 for source, part in denoise.groupby("source"):
     display(figures.time_breakdown_figure(part, title=f"Time per iteration · {source}"))
+glue_numbers("share", time_shares(denoise))
 
+# %% [markdown]
+# Over all runs on one rank the prior takes {glue:text}`share_prior_one_rank:.0%` of the iteration time. On
+# several ranks the prior's share is {glue:text}`share_prior:.0%`, communication's
+# {glue:text}`share_comm:.0%` and the rest's (waiting at the barrier for the slowest rank, zero-filling and
+# copies) {glue:text}`share_other:.0%`.
+#
+# Every run, with its median time per iteration and its split (milliseconds), the bytes communicated per
+# iteration by rank 0, the peak memory of the busiest rank, the PSNR after the last iteration, and the tile
+# work multiplier (pixels the network processes / pixels in the image: tiles are extended by their
+# overlap), is in the table below (folded: click to open).
 
-# %%
-display(Markdown(time_share_sentence(denoise)))
+# %% tags=["hide-output"]
+display_table(figures.summary_table(denoise), {"total ms": "{:.1f}", "prior ms": "{:.1f}", "comm ms": "{:.1f}",
+                                               "other ms": "{:.1f}", "comm MiB/it": "{:.1f}", "peak MiB/rank": "{:.0f}",
+                                               "PSNR dB": "{:.2f}", "work ×": "{:.3f}"})
 
 # %% [markdown]
 # ## Speedup and parallel efficiency
@@ -151,11 +172,13 @@ display(Markdown(time_share_sentence(denoise)))
 # %%
 for source, part in denoise.groupby("source"):
     display(figures.speedup_figure(part, title=f"Strong scaling · {source}"))
-
-# %%
-display(Markdown(best_speedup_sentence(figures.speedup_table(denoise))))
+glue_numbers("best", best_speedup(figures.speedup_table(denoise)))
 
 # %% [markdown]
+# The best measured speedup is {glue:text}`best_speedup:.2f`× on {glue:text}`best_ranks` ranks
+# ({glue:text}`best_variant`, {glue:text}`best_size`², source {glue:text}`best_source`, efficiency
+# {glue:text}`best_efficiency:.0%`), with {glue:text}`best_threads` thread(s) per rank.
+#
 # ## Peak memory per rank
 #
 # Peak memory of the busiest rank against the image side, log-log. In the replicated layout every
@@ -165,24 +188,27 @@ display(Markdown(best_speedup_sentence(figures.speedup_table(denoise))))
 # %%
 for source, part in denoise.groupby("source"):
     display(figures.memory_figure(part, title=f"Peak memory per rank · {source}"))
-
-# %%
-if memory := sharded_memory_sentence(denoise):
-    display(Markdown(memory))
+glue_numbers("sharded", sharded_memory_ratio(denoise))
 
 # %% [markdown]
+# On several ranks, over the {glue:text}`sharded_pairs` (source, size) pairs measured in both layouts, the
+# sharded layout's peak memory per rank is {glue:text}`sharded_low:.2f` to {glue:text}`sharded_high:.2f`
+# times the replicated one's: where the ratio is close to 1, the network's activations for a batch of tiles,
+# not the image, set the peak.
+#
 # ## The distributed result equals the single-process one
 #
 # PSNR after each iteration for the same settings on one and on several ranks. Because each iterate
 # feeds the next, any difference would grow with the iterations.
 
 # %%
+glue_numbers("agreement", rank_agreement(frame))
 figures.psnr_figure(frame[(frame["use_case"] == "denoise") & (frame["source"] == local_source)])
 
-# %%
-display(Markdown(rank_agreement_sentence(frame)))
-
 # %% [markdown]
+# Across {glue:text}`agreement_pairs` (run, iteration) pairs with a one-rank reference, the largest PSNR
+# difference between several ranks and one is {glue:text}`agreement_max_gap_db:.1e` dB.
+#
 # ## distinv and deepinv side by side
 #
 # Same tiles (patch, overlap, batch, crop blending) for both implementations: time per iteration
@@ -201,62 +227,110 @@ for source, part in denoise.groupby("source"):
 # the PSNR of the tiled output against the untiled one; the *work multiplier* is the number of pixels
 # the network processes over the number in the image; the *tiler overhead* is the median time minus
 # the time spent inside the network on the slowest rank (window copies, blending, communication).
+#
+# The files, one row each (model `small`: random DRUNet weights, for timing; `shipped`: the trained prior,
+# for agreement). A file run with `--rounds` ran every case once per round, interleaved with the others;
+# *drift between rounds* is how far the median of a case moved from one round to another, *spread of
+# repeats* how far its repeats inside one round did (the largest over the file's cases), and *network
+# share* the network's median share of a tiled call on the slowest rank (two medians of separate timings,
+# so it can pass 100 %).
 
 # %%
 prior_runs = load_prior_runs(prior_dir)
 if prior_runs.empty:
-    display(Markdown(f"No benchmark file in `{prior_dir}` yet."))
-for source, rows in prior_runs.groupby("source", sort=False):
-    display(Markdown(source_caption(rows)))
-    display(styled_table(prior_table(rows)))
-    if growth := memory_growth_sentence(rows):
-        display(Markdown(growth))
-    if not (paired := paired_speedups(rows)).empty:
-        display(Markdown(round_drift_sentence(rows) + " Speedups of each row, paired by round (median and range "
-                         "over the rounds):"))
-        display(display_table(paired, {}))
-        display(Markdown(network_share_sentence(rows)))
+    raise FileNotFoundError(f"no benchmark file in {prior_dir}: run python -m distinv.bench.prior (see the README)")
+files = file_summary(prior_runs)
+glue_numbers("prior", {"files": len(files), "drift_max": files["drift between rounds (max %)"].max() / 100,
+                       "spread_max": files["spread of repeats (max %)"].max() / 100,
+                       "share_low": files["network share (median %)"].min() / 100,
+                       "share_high": files["network share (median %)"].max() / 100})
+display_table(files, FILE_SUMMARY_FORMATS)
 
 # %% [markdown]
-# *Tables. Every row of the tiled-prior benchmark files, one table per file (model `small`: random
-# DRUNet weights, for timing; `shipped`: the trained prior, for agreement; an empty agreement means
-# exact; the regions are the border band, the tile seams and the rest, each `overlap` wide). Below a
-# file with several sizes, the growth of the peak memory per rank: in the sharded layout a rank holds
-# its input slab, its output slab and the halo rows, nothing of the size of the whole signal; in the
-# replicated layouts every rank holds the whole signal and a whole output. Below a file run with
-# `--rounds`, the speedups paired by round: every case ran once per round, interleaved with the
-# others, and each ratio divides two medians of the same round, so a drift of the machine's speed
-# slower than one round cancels out of it. The sentence above the table says how far a case moved
-# between rounds and between the repeats of one round; the range of each ratio shows what pairing
-# does not remove. The *work ratio* is deepinv's tile work multiplier over the row's: what the tiles
-# alone can gain over deepinv at the same patch and overlap when the network takes all the time (the
-# sentence below the table says how close to all it is) and costs the same per pixel in both tilers'
-# windows. A speedup above the work ratio comes from elsewhere: window shapes that the network runs
-# faster per pixel, deepinv's copies, or the noise that the range shows; the one-slab-per-rank rows
-# (`distinv-slab`) show the opposite, windows so large that the network runs slower per pixel.*
+# Over the {glue:text}`prior_files` files, a case's median moved by up to {glue:text}`prior_drift_max:.0%`
+# from one round to another, and its repeats inside one round by up to {glue:text}`prior_spread_max:.0%`
+# (each file's figures are in the table): this machine's speed moves while a file runs, so the speedups
+# below divide two cases of the same round, whose drift cancels out. The network's median share of a tiled
+# call is {glue:text}`prior_share_low:.0%` to {glue:text}`prior_share_high:.0%` depending on the file: the
+# tiler's own work (windows, blending, communication) is the rest.
 #
+# Every row of every file, one table per file (an empty agreement means exact; the regions are the border
+# band, the tile seams and the rest, each `overlap` wide), folded:
+
+# %% tags=["hide-output"]
+for source, rows in prior_runs.groupby("source", sort=False):
+    display(styled_table(prior_table(rows)).set_caption(source))
+
+# %% [markdown]
+# **Memory.** In the sharded layout a rank holds its input slab, its output slab and the halo rows, nothing
+# of the size of the whole signal; in the replicated layouts every rank holds the whole signal and a whole
+# output. So from the smallest to the largest size of a file, a sharded rank's peak memory should grow by
+# about two *slab shares* (the growth of one rank's share of the float32 signal) and a replicated rank's by
+# many more. Over the files with several sizes, the growth in slab shares is
+# {glue:text}`growth_sharded_low:.1f` to {glue:text}`growth_sharded_high:.1f` for distinv's sharded layout,
+# {glue:text}`growth_replicated_low:.1f` to {glue:text}`growth_replicated_high:.1f` for its replicated one and
+# {glue:text}`growth_deepinv_low:.1f` to {glue:text}`growth_deepinv_high:.1f` for deepinv (each rank of each
+# rank count in the folded table below).
+
+# %% tags=["hide-output"]
+growth = memory_growth(prior_runs)
+for tiler, key in (("distinv-sharded", "sharded"), ("distinv", "replicated"), ("deepinv", "deepinv")):
+    glue_numbers(f"growth_{key}", slab_share_range(growth, tiler))
+display_table(growth, MEMORY_GROWTH_FORMATS)
+
+# %% [markdown]
+# **Speedups paired by round.** Every tiled row of a `--rounds` file against deepinv on as many ranks
+# (same size and overlap) and against the untiled network: in each round the ratio of the two cases'
+# medians, then the median and the range of those ratios over the rounds. Cases of the same round ran
+# minutes apart at most, so a drift of the machine's speed slower than one round cancels out of their
+# ratio; the range shows what pairing does not remove. The *work ratio* is deepinv's tile work multiplier
+# over the row's: what the tiles alone can gain over deepinv at the same patch and overlap when the network
+# takes all the time (the network shares above say how close to all it is) and costs the same per pixel in
+# both tilers' windows. A speedup above the work ratio comes from elsewhere: window shapes that the network
+# runs faster per pixel, deepinv's copies, or the noise that the range shows; the one-slab-per-rank rows
+# (`distinv-slab`) show the opposite, windows so large that the network runs slower per pixel.
+
+# %% tags=["hide-output"]
+display_table(paired_speedups_by_file(prior_runs), {})
+
+# %% [markdown]
 # On a CPU, how the network's tensors are laid out in memory matters as much as the tiler: with its
 # weights and inputs stored channels-last (`TilingConfig(channels_last=True)`, `--channels-last` in
 # the benchmark, the default of the solvers) oneDNN runs DRUNet's convolutions much faster. Files run
-# with the same settings both ways give the speedup of each implementation:
+# with the same settings both ways give the speedup of each implementation (the NCHW file's time over the
+# channels-last file's, lowest and highest over the cases):
 
 # %%
-display(Markdown(network_layout_sentence(prior_runs) or "No benchmark file was run both ways yet."))
+layout = network_layout_speedups(prior_runs)
+glue_numbers("layout", {"low": float(layout["speedup min"].min()), "high": float(layout["speedup max"].max())})
+display_table(layout, NETWORK_LAYOUT_FORMATS)
 
 # %% [markdown]
+# With a channels-last network the same cases ran {glue:text}`layout_low:.2f`× to
+# {glue:text}`layout_high:.2f`× faster.
+#
 # A larger overlap buys agreement with work. The runs with several overlaps show the trade-off of
-# each tiler; the sentences below find, for deepinv at overlap 32, the fastest distinv setting that
-# agrees at least as well, and the region of the image (border band, tile seams, elsewhere) where
-# the tilers differ: tiles cut at the signal border see what the untiled network sees, reflect-padded
-# ones do not, and smooth blending only changes the seams.
+# each tiler. Below each figure, the first table gives deepinv at overlap 32 and, for each other tiler, its
+# fastest setting that agrees with the untiled network at least as well, with its speedup over deepinv and
+# the work ratio; the second gives, region by region (border band, tile seams, elsewhere), the agreement
+# gained by smooth blending over crop-assign on the same tiles, and by distinv's tiles over deepinv's under
+# the same crop rule: tiles cut at the signal border see what the untiled network sees, reflect-padded ones
+# do not, and smooth blending only changes the seams.
 
 # %%
-for (source, size, ranks), sweep in overlap_sweeps(prior_runs):
+sweeps = overlap_sweeps(prior_runs)
+for (source, size, ranks), sweep in sweeps:
     agreement_cost_figure(sweep, title=f"{source}: {size}², {ranks} ranks").show()
-    display(Markdown(" ".join(tradeoff_sentences(sweep, "deepinv", 32)) or "No tiler matches deepinv's agreement."))
-    display(Markdown(region_sentence(sweep, 32)))
+    display(display_table(tradeoff_table(sweep, "deepinv", 32), TRADEOFF_FORMATS))
+    display(display_table(region_gains(sweep, 32), REGION_FORMATS))
+glue_numbers("tradeoff", best_tradeoff(sweeps, "deepinv", 32))
 
 # %% [markdown]
+# The best trade-off measured ({glue:text}`tradeoff_sweep`): {glue:text}`tradeoff_tiler` at overlap
+# {glue:text}`tradeoff_overlap` agrees with the untiled network to {glue:text}`tradeoff_agreement_db:.1f` dB
+# against {glue:text}`tradeoff_reference_agreement_db:.1f` dB for deepinv at overlap 32, and runs
+# {glue:text}`tradeoff_speedup:.2f`× as fast as it, for a work ratio of {glue:text}`tradeoff_work_ratio:.2f`×.
+#
 # ## Which rank runs which tile: static or dynamic schedule
 #
 # In the replicated layout any rank can run any tile. deepinv fixes the split in advance (tiles
@@ -274,12 +348,26 @@ for (source, size, ranks), sweep in overlap_sweeps(prior_runs):
 
 # %%
 schedule_files = sorted(Path(schedule_dir).glob("*.json"))
-for path in schedule_files:
-    document = json.loads(path.read_text())
-    display(Markdown(file_caption(document, path.stem) + schedule_sentence(document)))
-    schedule_figure(document, title=path.stem).show()
 if not schedule_files:
-    display(Markdown(f"No schedule benchmark file in `{schedule_dir}` yet."))
+    raise FileNotFoundError(f"no schedule benchmark file in {schedule_dir}: run python -m distinv.bench.schedule")
+documents = {path.stem: json.loads(path.read_text()) for path in schedule_files}
+for name, document in documents.items():
+    schedule_figure(document, title=f"{name}<br><sup>{file_settings(document)}</sup>").show()
+glue_numbers("schedule", dynamic_speedups(list(documents.values())))
+
+# %% [markdown]
+# Paired turn by turn, the dynamic schedule runs {glue:text}`schedule_contended_low:.2f`× to
+# {glue:text}`schedule_contended_high:.2f`× as fast as the static split when a busy process shares one
+# rank's core, and {glue:text}`schedule_balanced_low:.2f`× to {glue:text}`schedule_balanced_high:.2f`× on
+# balanced ranks (the median over a condition's turns, lowest and highest over the files). distinv's static
+# split runs {glue:text}`schedule_static_deepinv_low:.2f`× to {glue:text}`schedule_static_deepinv_high:.2f`×
+# as fast as deepinv's. Every condition, with each tiler's median time per call and the paired speedups
+# (median and range over the turns):
+
+# %%
+display_table(pd.concat([schedule_table(document, name) for name, document in documents.items()],
+                        ignore_index=True), {f"{tiler} (s)": "{:.2f}" for tiler in ("distinv", "distinv-dynamic",
+                                                                                      "deepinv")})
 
 # %% [markdown]
 # ## Explore
@@ -303,7 +391,8 @@ ResultsExplorer(runs).show()
 # $$ (eq-scaling-model)
 #
 # for $T = \lceil N/p \rceil^2$ tiles of core $p$ and halo $o$. The ceiling is the load imbalance: with
-# fewer tiles per rank than ranks' worth of work, some ranks idle.
+# fewer tiles per rank than ranks' worth of work, some ranks idle. The fitted constants of each source's
+# model (a source without the runs a model needs is named with the reason):
 
 # %%
 models, reasons = fit_models(runs)
@@ -311,23 +400,27 @@ for source, reason in reasons.items():
     print(f"{source}: no model ({reason})")
 link = CollectiveCost(latency_s=assumed_link_latency_us * 1e-6, seconds_per_byte=1e-9 / assumed_link_gbs)
 predictions = predict_all(models, runs, model_image, model_patch, model_overlap, channels=model_channels, link=link)
-model_constants(models)
+published = load_published_scaling()
+glue("published_conditions", published_conditions(), display=False)
+display_table(model_constants(models), {"c_pix (ns/pixel)": "{:.3f}", "alpha (µs)": "{:.1f}",
+                                         "bandwidth (GB/s)": "{:.2f}", "c_other (ns/pixel)": "{:.3f}"})
 
 # %% [markdown]
 # The published figures below come from **another code on another machine**: the BenchOpt benchmark
 # `numpex/benchmark_invprob_largescale` on Tesla V100 GPUs, for multi-frame super-resolution with 8
 # operators and a full-size colour DRUNet. Only the *shape* of the curves is comparable with the model,
-# not the times.
+# not the times. *Conditions of the published figures:* {glue:text}`published_conditions`
 
 # %%
-published = load_published_scaling()
-display(Markdown(f"*Conditions of the published figures:* {published_conditions()}"))
 figures.scaling_figure(predictions, published[published["problem"] == "sr8"],
                        title=f"Speedup to 64 ranks: model ({model_image}², patch {model_patch} + {model_overlap}) "
                              "vs published V100")
 
+# %% [markdown]
+# Each prediction on 64 ranks, and the published figure at the same image size where there is one:
+
 # %%
-display(Markdown(prediction_lines(predictions, published, model_image)))
+display_table(prediction_table(predictions, published, model_image), PREDICTION_FORMATS)
 
 # %% [markdown]
 # Each model's link is the one measured with its data: on the CPU machine, two gloo ranks through
@@ -339,10 +432,8 @@ display(Markdown(prediction_lines(predictions, published, model_image)))
 #
 # ## Failed runs
 #
-# A point that raises is stored with its error and the grid goes on; a rerun retries it.
+# A point that raises is stored with its error and the grid goes on; a rerun retries it. The
+# {glue:text}`runs_failed` failed run(s) of the results folders:
 
 # %%
-if len(failed):
-    display(failed_runs_table(failed))
-else:
-    display(Markdown("None."))
+display_table(failed_runs_table(failed), {})

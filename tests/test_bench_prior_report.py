@@ -1,4 +1,4 @@
-"""The book's view of the tiled-prior benchmark files: loading both file kinds, the trade-off helpers."""
+"""The book's view of the tiled-prior benchmark files: loading both file kinds, the numbers the chapter glues in."""
 
 import json
 import math
@@ -6,10 +6,10 @@ import math
 import pandas as pd
 import pytest
 
-from distinv.bench.prior_report import (agreement_cost_figure, cheapest_at_least_as_good, load_prior_runs, overlap_sweeps,
-                                        memory_growth_sentence, network_layout_sentence, prior_table, region_sentence, source_caption,
-                                        network_share_sentence, paired_speedups, round_drift_sentence, styled_table,
-                                        tradeoff_sentences)
+from distinv.bench.prior_report import (agreement_cost_figure, best_tradeoff, cheapest_at_least_as_good, file_summary,
+                                        load_prior_runs, memory_growth, network_layout_speedups, network_share,
+                                        overlap_sweeps, paired_speedups, paired_speedups_by_file, prior_table,
+                                        region_gains, round_drift, slab_share_range, styled_table, tradeoff_table)
 
 
 def _row(impl, overlap, median, agreement, ranks=2):
@@ -45,7 +45,12 @@ def test_loads_single_and_gathered_files_and_compares_at_equal_agreement(tmp_pat
     table = prior_table(runs[runs["source"] == "sweep"])
     assert table.shape[0] == 6 and "border (dB)" in table and "elsewhere (dB)" not in table and table["overlap"].tolist()[0] == "–"
     assert table["size"].tolist()[0] == "256²" and "–" in styled_table(table).to_html()
-    assert "network s" not in table and "`sweep`: shipped model" in source_caption(runs[runs["source"] == "sweep"])
+    assert table["overlap"].tolist()[1:3] == ["16", "32"]  # not "16.0"
+    assert "network s" not in table
+    summary = file_summary(runs).set_index("file")
+    assert summary.loc["sweep", ["model", "network", "cases"]].tolist() == ["shipped", "NCHW", 6]
+    assert summary.loc["sweep", "network share (median %)"] == pytest.approx(90.0)  # network_s = 0.9 median_s
+    assert pd.isna(summary.loc["sweep", "drift between rounds (max %)"])  # one round: no drift to measure
     regions = runs[(runs["impl"] == "deepinv") & (runs["overlap"] == 32)][["border_db", "seams_db", "elsewhere_db"]]
     assert regions.iloc[0].tolist()[:2] == [49.0, 69.0] and pd.isna(regions.iloc[0]["elsewhere_db"])
     (key, rows), = overlap_sweeps(runs)  # the gathered file has one overlap only: no sweep
@@ -55,13 +60,24 @@ def test_loads_single_and_gathered_files_and_compares_at_equal_agreement(tmp_pat
     regions = {"distinv": [73.5, 66.3], "distinv-crop": [73.5, 65.7], "deepinv": [50.1, 65.6]}
     for impl, values in regions.items():
         rows.loc[(rows["impl"] == impl) & (rows["overlap"] == 32), ["border_db", "seams_db"]] = values
-    text = region_sentence(rows, 32)
-    assert "smooth blending against crop-assign: +0.0 dB in the border band, +0.6 dB at the seams." in text
-    assert "reflect-padded there): +23.4 dB in the border band, +0.1 dB at the seams." in text
-    assert region_sentence(rows, 64) == ""
+    gains = region_gains(rows, 32).set_index("comparison")
+    blending, tiles = gains.index
+    assert blending.startswith("smooth blending") and tiles.startswith("distinv's tiles")
+    regions = ["border (dB)", "seams (dB)"]
+    assert gains.loc[blending, regions].tolist() == pytest.approx([0.0, 0.6])  # 73.5 - 73.5, 66.3 - 65.7
+    assert gains.loc[tiles, regions].tolist() == pytest.approx([23.4, 0.1])  # 73.5 - 50.1, 65.7 - 65.6
+    assert gains.loc[tiles, "elsewhere (dB)"] != gains.loc[tiles, "elsewhere (dB)"]  # exact in deepinv's row: nan
+    assert region_gains(rows, 64).empty
     rows = rows[rows["impl"] != "distinv-crop"]
-    (sentence,) = tradeoff_sentences(rows)
-    assert "distinv at overlap 16" in sentence and "1.36× faster" in sentence
+    table = tradeoff_table(rows)
+    # deepinv at 32 first (60 dB, 3.0 s, work 1.5); distinv's fastest setting at >= 60 dB is overlap 16 (62 dB, 2.2 s)
+    assert table[["tiler", "overlap"]].values.tolist() == [["deepinv", 32], ["distinv", 16]]
+    assert table["speedup"].tolist() == pytest.approx([1.0, 3.0 / 2.2])
+    assert table["work ratio"].tolist() == pytest.approx([1.0, 1.5 / 1.25])
+    best = best_tradeoff([(("sweep", 256, 2), rows)])
+    assert (best["tiler"], best["overlap"], best["speedup"]) == ("distinv", 16, pytest.approx(3.0 / 2.2))
+    assert best["reference_agreement_db"] == 60.0 and best["agreement_db"] == 62.0
+    assert best_tradeoff([(("sweep", 256, 2), rows)], "deepinv", 64)["tiler"] == "none"
 
 
 def test_per_axis_overlaps_are_not_sweeps(tmp_path):
@@ -82,17 +98,23 @@ def test_memory_growth_in_slab_shares_and_the_network_layout(tmp_path):
         dict(_row("untiled", None, 4.0, math.inf, ranks=1), size=2048)]}
     (tmp_path / "memory.json").write_text(json.dumps(document))
     runs = load_prior_runs(tmp_path)
-    assert "(channels-last network)" in source_caption(runs)
+    assert file_summary(runs)["network"].tolist() == ["channels-last"]
     # one rank's share of a 3-channel float32 signal grows by 3 * 4 * (2048² - 1024²) / 2 bytes = 18 MiB
-    text = memory_growth_sentence(runs)
-    assert text.startswith("From 1024² to 2048² on 2 ranks, one rank's share of the signal grows by 18 MiB")
-    assert "distinv-sharded +27 and +21 MiB (1.5 and 1.2 slab shares); deepinv +180 and +90 MiB (10.0 and 5.0" in text
-    assert memory_growth_sentence(runs[runs["size"] == 1024]) == ""
+    growth = memory_growth(runs).set_index(["ranks", "tiler"])
+    assert growth.loc[(2, "distinv-sharded"), ["from", "to"]].tolist() == [1024, 2048]
+    assert growth["slab share growth (MiB)"].tolist() == pytest.approx([18.0, 18.0])
+    # per rank: sharded +27 and +21 MiB (1.5 and 1.17 slab shares), deepinv +180 and +90 MiB (10 and 5)
+    assert growth.loc[(2, "distinv-sharded"), ["peak growth min (MiB)", "peak growth max (MiB)"]].tolist() == [21, 27]
+    assert growth.loc[(2, "distinv-sharded"), ["slab shares min", "slab shares max"]].tolist() == pytest.approx(
+        [21 / 18, 27 / 18])
+    assert growth.loc[(2, "deepinv"), ["slab shares min", "slab shares max"]].tolist() == pytest.approx([5.0, 10.0])
+    assert memory_growth(runs[runs["size"] == 1024]).empty
     four = runs[runs["ranks"] == 2].assign(ranks=4)
     four["peak_mib_per_rank"] = [[2 * v for v in peaks] for peaks in four["peak_mib_per_rank"]]
-    both = memory_growth_sentence(pd.concat([runs, four], ignore_index=True))
-    assert both.startswith(text) and "on 4 ranks, one rank's share of the signal grows by 9 MiB" in both
-    assert "distinv-sharded +54 and +42 MiB (6.0 and 4.7 slab shares)" in both
+    both = memory_growth(pd.concat([runs, four], ignore_index=True)).set_index(["ranks", "tiler"])
+    assert both.loc[(4, "distinv-sharded"), "slab share growth (MiB)"] == pytest.approx(9.0)  # the share halves
+    assert both.loc[(4, "distinv-sharded"), ["peak growth min (MiB)", "peak growth max (MiB)"]].tolist() == [42, 54]
+    assert slab_share_range(both.reset_index(), "distinv-sharded") == pytest.approx({"low": 21 / 18, "high": 54 / 9})
 
 
 def test_network_layout_compares_files_with_equal_settings_only(tmp_path):
@@ -106,11 +128,14 @@ def test_network_layout_compares_files_with_equal_settings_only(tmp_path):
              "other": document(True, "2026-11-27T04:00", [1.0, 1.0], overlap=16)}  # no NCHW twin
     for name, data in files.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
-    text = network_layout_sentence(load_prior_runs(tmp_path))
-    assert text == ("The same cases with a channels-last network instead of NCHW (`last` against `nchw`): "
-                    "untiled 2.00× faster, distinv 1.25× faster.")
+    table = network_layout_speedups(load_prior_runs(tmp_path))
+    # "last" against the latest NCHW file with its settings ("nchw", not "old"); "other" has no NCHW twin
+    assert table[["channels-last file", "NCHW file", "tiler", "cases"]].values.tolist() == [
+        ["last", "nchw", "untiled", 1], ["last", "nchw", "distinv", 1]]
+    assert table["speedup min"].tolist() == pytest.approx([4.0 / 2.0, 3.0 / 2.4])
+    assert table["speedup max"].tolist() == table["speedup min"].tolist()
     (tmp_path / "last.json").unlink()
-    assert network_layout_sentence(load_prior_runs(tmp_path)) == ""
+    assert network_layout_speedups(load_prior_runs(tmp_path)).empty
 
 
 def test_paired_speedups_pair_the_rounds_of_one_file(tmp_path):
@@ -134,12 +159,16 @@ def test_paired_speedups_pair_the_rounds_of_one_file(tmp_path):
     assert table.loc[("deepinv", 2), "vs deepinv"] == "–" and table.loc[("deepinv", 2), "vs untiled"] == "2.00× (2.00–2.00)"
     assert set(table["rounds"]) == {3} and table.loc[("distinv", 2), "overlap"] == 32
     assert paired_speedups(runs[runs["source"] == "plain"]).empty  # one round: nothing is paired
+    by_file = paired_speedups_by_file(runs)
+    assert set(by_file["file"]) == {"rounds"} and len(by_file) == 3 and by_file.columns[0] == "file"
     # the cases moved by 50 to 65 % between rounds (6.0 to 9.0 s, 2.0 to 3.3 s...), by 2 % between repeats
-    assert round_drift_sentence(runs[runs["source"] == "rounds"]) == (
-        "Over the 4 cases of this file, the median of a case moved by up to 65 % from one round to another "
-        "(median 50 %), its repeats inside one round by up to 2 % (median 2 %).")
-    assert round_drift_sentence(runs[runs["source"] == "plain"]) == ""
+    drift = round_drift(runs[runs["source"] == "rounds"])
+    assert (drift["cases"], drift["rounds"]) == (4, 3)
+    assert drift["between_max"] == pytest.approx(3.3 / 2.0 - 1) and drift["between_median"] == pytest.approx(0.5)
+    assert drift["within_max"] == drift["within_median"] == pytest.approx(1.01 / 0.99 - 1)
+    assert round_drift(runs[runs["source"] == "plain"])["cases"] == 0
     # every tiled row spent 90 % of its median in the network (the untiled row is left out)
-    assert network_share_sentence(runs[runs["source"] == "rounds"]).startswith(
-        "In these tiled calls the network's median time on the slowest rank is 90 % of the call's median time "
-        "(90 to 90 %")
+    assert network_share(runs[runs["source"] == "rounds"]) == pytest.approx({"median": 0.9, "low": 0.9, "high": 0.9})
+    summary = file_summary(runs).set_index("file")
+    assert summary.loc["rounds", "rounds"] == 3
+    assert summary.loc["rounds", "drift between rounds (max %)"] == pytest.approx(65)

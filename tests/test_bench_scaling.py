@@ -5,7 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from distinv.bench.scaling import CollectiveCost, StrongScalingModel, load_published_scaling, published_conditions
+from distinv.bench.scaling import (CollectiveCost, StrongScalingModel, load_published_scaling, prediction_table,
+                                   published_conditions)
 
 
 def test_allreduce_cost_follows_the_ring_formula():
@@ -74,3 +75,19 @@ def test_published_figures_are_shipped_with_their_conditions():
     assert row["total_s_per_iter"] == pytest.approx(0.262) and row["speedup"] == pytest.approx(13.99)
     assert math.isclose(row["efficiency"], row["speedup"] / 64, rel_tol=0.01)
     assert "V100" in published_conditions() and "Another code on another machine" in published_conditions()
+
+
+def test_prediction_table_reads_each_model_at_64_ranks_and_adds_the_published_figure():
+    free = StrongScalingModel(seconds_per_pixel=1e-8, collective=CollectiveCost(0.0, 0.0))
+    slow = StrongScalingModel(seconds_per_pixel=1e-8, collective=CollectiveCost(1e-3, 1e-9))
+    predictions = {name: model.predict(size=4096, patch=448, overlap=32) for name, model in
+                   (("free", free), ("slow", slow))}
+    table = prediction_table(predictions, load_published_scaling(), size=4096).set_index("series")
+    # ceil(4096 / 448)² = 100 tiles: 2 on the busiest of 64 ranks, so free communication gives 100 / 2 = 50×
+    assert table.loc["free", ["ranks", "tiles on the busiest rank"]].tolist() == [64, 2]
+    assert table.loc["free", "speedup"] == pytest.approx(50.0) and table.loc["free", "all-reduce share"] == 0.0
+    slow_at_64 = predictions["slow"].set_index("nprocs").loc[64]
+    assert table.loc["slow", "all-reduce share"] == pytest.approx(slow_at_64["t_comm"] / slow_at_64["t_total"])
+    assert table.loc["published (V100, 4096²)", "speedup"] == pytest.approx(13.99)
+    assert prediction_table(predictions, load_published_scaling(), size=2048)["speedup"].iloc[-1] == pytest.approx(9.69)
+    assert prediction_table(predictions, load_published_scaling(), size=1024)["series"].tolist() == ["free", "slow"]

@@ -1,6 +1,7 @@
 """The schedule benchmark at a tiny size: the three tilers in the same ranks, every tile run once, same output."""
 
 import json
+import statistics
 
 import pytest
 
@@ -26,7 +27,15 @@ def test_every_tiler_runs_every_tile_once_and_the_schedules_agree(tmp_path, caps
         assert ratios == [a / b for a, b in zip(rows["deepinv"]["times_s"], rows["distinv"]["times_s"])]
         # the same tiles summed in another order: equal to float rounding
         assert condition["max_abs_difference_static_dynamic"] < 1e-5
-    assert schedule.summary_sentence(document).startswith("With 2 balanced ranks: distinv ")
+    table = schedule.schedule_table(document, "f")
+    assert table["condition"].tolist() == ["balanced", "rank 1 shares its core"]
+    assert table["distinv (s)"].tolist() == [c["rows"][0]["median_s"] for c in document["conditions"]]
+    assert table["dynamic tiles per rank"].tolist()[0] == "/".join(
+        f"{t:g}" for t in document["conditions"][0]["rows"][1]["tiles_per_rank"])
+    speedups = schedule.dynamic_speedups([document])
+    static_over_dynamic = [statistics.median(schedule.paired_ratio(c, "distinv", "distinv-dynamic"))
+                           for c in document["conditions"]]
+    assert (speedups["balanced_low"], speedups["contended_high"]) == tuple(static_over_dynamic)
     figure = schedule.schedule_figure(document)
     assert [trace.name for trace in figure.data] == list(schedule.TILERS)
     assert list(figure.data[0].x) == ["2 balanced ranks", "busy process on rank 1's core"]

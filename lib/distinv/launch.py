@@ -110,6 +110,8 @@ def resolve_nprocs(nprocs: int, device: str = "auto") -> int:
     if nprocs == -1:
         gpus = _cuda_device_count() if device != "cpu" else 0
         return gpus if gpus > 0 else 2
+    if isinstance(nprocs, int) and not isinstance(nprocs, bool) and nprocs < 1:
+        raise ValueError(f"nprocs must be -1 (one rank per GPU) or an integer >= 1, got {nprocs!r}")
     _check_nprocs(nprocs)
     return nprocs
 

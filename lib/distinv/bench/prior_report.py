@@ -1,4 +1,8 @@
-"""Tables and figures of the tiled-prior benchmark (:mod:`distinv.bench.prior`) for the book.
+"""Tables, figures and numbers of the tiled-prior benchmark (:mod:`distinv.bench.prior`) for the book.
+
+Tables come with the display formats of their number columns (``*_FORMATS``, for
+:func:`distinv.plots.tables.display_table`); the chapter's sentences glue in numbers of the dicts
+returned here, never sentences built here.
 
 The benchmark writes one JSON document per run (``--out``); ``make gpu-check`` gathers several in
 one ``{"runs": [...]}`` file. :func:`load_prior_runs` reads either kind from a folder into one table,
@@ -24,10 +28,11 @@ import plotly.graph_objects as go
 
 from distinv.plots.tables import display_table
 
-__all__ = ["load_prior_runs", "prior_table", "styled_table", "source_caption", "region_sentence", "overlap_sweeps",
-           "agreement_cost_figure", "cheapest_at_least_as_good", "tradeoff_sentences", "memory_growth_sentence",
-           "network_layout_sentence", "network_share_sentence", "paired_speedups",
-           "round_drift_sentence", "ratio_summary"]
+__all__ = ["load_prior_runs", "prior_table", "styled_table", "file_summary", "memory_growth", "slab_share_range",
+           "network_layout_speedups", "paired_speedups", "paired_speedups_by_file", "ratio_summary", "network_share",
+           "round_drift", "overlap_sweeps", "agreement_cost_figure", "cheapest_at_least_as_good", "tradeoff_table",
+           "best_tradeoff", "region_gains", "REGIONS", "REGION_COMPARISONS", "FILE_SUMMARY_FORMATS",
+           "MEMORY_GROWTH_FORMATS", "NETWORK_LAYOUT_FORMATS", "TRADEOFF_FORMATS", "REGION_FORMATS"]
 
 _MIB = 2 ** 20
 #: Image regions of ``agreement_regions_db`` (see :func:`distinv.bench.prior.agreement_by_region`).
@@ -101,6 +106,13 @@ def load_prior_runs(folder: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _overlap_text(value) -> str:
+    """An overlap for a table cell: ``"32"`` (not ``"32.0"``), ``"32x0"`` per axis, ``"–"`` for none."""
+    if value is None or value != value:
+        return "–"
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def prior_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The rows of one benchmark file as the book shows them: one row per case, rounded, columns that
     hold no value left out (e.g. the regions of files recorded before they were measured).
@@ -113,7 +125,7 @@ def prior_table(runs: pd.DataFrame) -> pd.DataFrame:
                "elsewhere_db": "elsewhere (dB)"}
     table = runs[list(columns)].rename(columns=columns).dropna(axis=1, how="all")
     table["size"] = table["size"].map(lambda n: f"{n}²")
-    table["overlap"] = table["overlap"].map(lambda v: "–" if v is None or v != v else str(v))
+    table["overlap"] = table["overlap"].map(_overlap_text)
     return table.round(TABLE_DECIMALS).reset_index(drop=True)
 
 
@@ -127,66 +139,125 @@ def styled_table(table: pd.DataFrame):
     return display_table(table, {column: f"{{:.{decimals}f}}" for column, decimals in TABLE_DECIMALS.items()})
 
 
-def source_caption(runs: pd.DataFrame) -> str:
-    """``"file: model, network layout, device, date"`` for the rows of one benchmark file."""
-    first = runs.iloc[0]
-    layout = "channels-last" if first.get("channels_last", False) else "NCHW"
-    return (f"`{first['source']}`: {first['model']} model ({layout} network), {first['device']}, "
-            f"{first['date'] or 'undated'}")
+def file_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per benchmark file: what ran (model, network layout, device, date, cases, rounds) and how far
+    its times can be trusted: how much a case moved between rounds and between the repeats of one round
+    (:func:`round_drift`), and the network's median share of a tiled call (:func:`network_share`).
+
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` (any number of files).
+    :return: columns ``file``, ``model``, ``network``, ``device``, ``date``, ``cases``, ``rounds``,
+        ``drift between rounds (max %)``, ``spread of repeats (max %)``, ``network share (median %)``
+        (empty where the file has one round, or no network time).
+
+    >>> rows = pd.DataFrame({"source": "a", "model": "small", "channels_last": True, "device": "cpu", "date": "",
+    ...                      "impl": ["untiled", "distinv"], "median_s": [2.0, 1.0], "network_s": [None, 0.9],
+    ...                      "round_medians_s": [[2.0, 2.2], [1.0, 1.0]], "times_s": [[2.0, 2.0, 2.2, 2.2], [1.0] * 4]})
+    >>> file_summary(rows).round(1).to_dict("records")[0]  # doctest: +NORMALIZE_WHITESPACE
+    {'file': 'a', 'model': 'small', 'network': 'channels-last', 'device': 'cpu', 'date': 'undated', 'cases': 2,
+     'rounds': 2, 'drift between rounds (max %)': 10.0, 'spread of repeats (max %)': 0.0,
+     'network share (median %)': 90.0}
+    """
+    rows = []
+    for source, group in runs.groupby("source", sort=False):
+        first, drift, share = group.iloc[0], round_drift(group), network_share(group)
+        rows.append({"file": source, "model": first["model"],
+                     "network": "channels-last" if first.get("channels_last", False) else "NCHW",
+                     "device": first["device"], "date": first["date"] or "undated", "cases": len(group),
+                     "rounds": drift["rounds"], "drift between rounds (max %)": 100 * drift["between_max"],
+                     "spread of repeats (max %)": 100 * drift["within_max"],
+                     "network share (median %)": 100 * share["median"]})
+    return pd.DataFrame(rows)
 
 
-def memory_growth_sentence(runs: pd.DataFrame) -> str:
-    """How each tiler's per-rank peak memory grows from the smallest to the largest size of one file, in MiB
-    and in *slab shares* (the growth of one rank's share of the float32 signal), for each multi-rank count.
+#: Display formats of :func:`file_summary`'s number columns.
+FILE_SUMMARY_FORMATS = {"rounds": "{:.0f}", "drift between rounds (max %)": "{:.0f}",
+                        "spread of repeats (max %)": "{:.0f}", "network share (median %)": "{:.0f}"}
+
+
+def memory_growth(runs: pd.DataFrame) -> pd.DataFrame:
+    """How each tiler's per-rank peak memory grows from the smallest to the largest size of one file, for each
+    multi-rank count: in MiB, and in *slab shares* (the growth of one rank's share of the float32 signal).
 
     A sharded rank holds its input and its output slab, so its growth stays near two slab shares on any
     number of ranks, and in MiB it falls with more ranks; a replicated rank holds whole signals, so its
     growth in MiB does not fall.
 
-    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
-    :return: one Markdown sentence per number of ranks, or ``""`` when the file has fewer than two sizes
-        on several ranks.
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` (any number of files).
+    :return: one row per (file, ranks, tiler): ``file``, ``ranks``, ``tiler``, ``from``, ``to`` (image sides),
+        ``slab share growth (MiB)``, the growth over the ranks ``peak growth min (MiB)``,
+        ``peak growth max (MiB)``, and in slab shares ``slab shares min``, ``slab shares max``; no row for a
+        file with fewer than two sizes on several ranks.
 
-    >>> rows = pd.DataFrame({"impl": "distinv-sharded", "ranks": 2, "channels": 1, "size": [1024, 4096],
+    >>> rows = pd.DataFrame({"source": "f", "impl": "distinv-sharded", "ranks": 2, "channels": 1, "size": [1024, 4096],
     ...                      "peak_mib_per_rank": [[600.0, 610.0], [660.0, 680.0]]})
-    >>> print(memory_growth_sentence(rows))
-    From 1024² to 4096² on 2 ranks, one rank's share of the signal grows by 30 MiB and the peak memory per rank by: distinv-sharded +60 and +70 MiB (2.0 and 2.3 slab shares).
+    >>> memory_growth(rows).drop(columns=["file", "ranks", "tiler"]).to_dict("records")[0]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'from': 1024, 'to': 4096, 'slab share growth (MiB)': 30.0, 'peak growth min (MiB)': 60.0,
+     'peak growth max (MiB)': 70.0, 'slab shares min': 2.0, 'slab shares max': 2.3333333333333335}
     """
-    sentences = []
-    for ranks, rows in runs[runs["ranks"] > 1].groupby("ranks"):
+    records = []
+    for (source, ranks), rows in runs[runs["ranks"] > 1].groupby(["source", "ranks"], sort=False):
         if rows["size"].nunique() < 2:
             continue
-        small, large = rows["size"].min(), rows["size"].max()
+        small, large = int(rows["size"].min()), int(rows["size"].max())
         share = (large ** 2 - small ** 2) * int(rows["channels"].iloc[0]) * 4 / ranks / _MIB
-        parts = []
         for impl, group in rows.groupby("impl", sort=False):
             by_size = group.set_index("size")["peak_mib_per_rank"]
             if small not in by_size.index or large not in by_size.index:
                 continue
             growth = [b - a for a, b in zip(by_size[small], by_size[large])]
-            parts.append(f"{impl} " + " and ".join(f"{g:+.0f}" for g in growth) + " MiB ("
-                         + " and ".join(f"{g / share:.1f}" for g in growth) + " slab shares)")
-        if parts:
-            sentences.append(f"From {small}² to {large}² on {ranks} ranks, one rank's share of the signal grows by "
-                             f"{share:.0f} MiB and the peak memory per rank by: " + "; ".join(parts) + ".")
-    return " ".join(sentences)
+            records.append({"file": source, "ranks": int(ranks), "tiler": impl, "from": small, "to": large,
+                            "slab share growth (MiB)": share, "peak growth min (MiB)": min(growth),
+                            "peak growth max (MiB)": max(growth), "slab shares min": min(growth) / share,
+                            "slab shares max": max(growth) / share})
+    return pd.DataFrame(records, columns=["file", "ranks", "tiler", "from", "to", "slab share growth (MiB)",
+                                          "peak growth min (MiB)", "peak growth max (MiB)", "slab shares min",
+                                          "slab shares max"])
 
 
-def network_layout_sentence(runs: pd.DataFrame) -> str:
+#: Display formats of :func:`memory_growth`'s number columns.
+MEMORY_GROWTH_FORMATS = {"slab share growth (MiB)": "{:.0f}", "peak growth min (MiB)": "{:+.0f}",
+                         "peak growth max (MiB)": "{:+.0f}", "slab shares min": "{:.1f}", "slab shares max": "{:.1f}"}
+
+
+def slab_share_range(growth: pd.DataFrame, tiler: str) -> dict:
+    """The smallest and the largest growth in slab shares of one tiler over every file and rank count.
+
+    :param pandas.DataFrame growth: :func:`memory_growth`.
+    :param str tiler: e.g. ``"distinv-sharded"``.
+    :return: ``{"low", "high"}`` (``nan`` when the tiler has no row).
+
+    >>> growth = pd.DataFrame({"tiler": ["deepinv", "deepinv"], "slab shares min": [10.0, 15.3],
+    ...                        "slab shares max": [11.1, 16.7]})
+    >>> slab_share_range(growth, "deepinv"), slab_share_range(growth, "distinv")["low"]
+    ({'low': 10.0, 'high': 16.7}, nan)
+    """
+    rows = growth[growth["tiler"] == tiler]
+    if rows.empty:
+        return {"low": math.nan, "high": math.nan}
+    return {"low": float(rows["slab shares min"].min()), "high": float(rows["slab shares max"].max())}
+
+
+def network_layout_speedups(runs: pd.DataFrame) -> pd.DataFrame:
     """How much faster each implementation ran with a channels-last network than with an NCHW one, over the
     cases of files run with the same settings but the network layout (equal ``settings_key``); each
     channels-last file is compared with the latest such NCHW file.
 
     :param pandas.DataFrame runs: rows of :func:`load_prior_runs` (several files).
-    :return: one Markdown sentence, or ``""`` when no case was measured both ways.
+    :return: one row per (pair of files, tiler): ``tiler``, ``cases``, ``speedup min``, ``speedup max`` (NCHW time
+        over channels-last time), ``channels-last file``, ``NCHW file``; no row when no case was measured both
+        ways.
 
     >>> rows = pd.DataFrame({"source": ["a", "a", "b", "b"], "channels_last": [False, False, True, True],
     ...     "settings_key": "{}", "recorded_at": "",
     ...     "impl": ["untiled", "distinv"] * 2, "size": 64, "ranks": 1, "overlap": 8, "patch": "32",
     ...     "model": "small", "device": "cpu", "median_s": [2.0, 1.0, 1.0, 0.8]})
-    >>> print(network_layout_sentence(rows))
-    The same cases with a channels-last network instead of NCHW (`b` against `a`): untiled 2.00× faster, distinv 1.25× faster.
+    >>> network_layout_speedups(rows)[["tiler", "cases", "speedup min", "speedup max"]].to_dict("records")
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [{'tiler': 'untiled', 'cases': 1, 'speedup min': 2.0, 'speedup max': 2.0},
+     {'tiler': 'distinv', 'cases': 1, 'speedup min': 1.25, 'speedup max': 1.25}]
     """
+    columns = ["tiler", "cases", "speedup min", "speedup max", "channels-last file", "NCHW file"]
     keys = ["settings_key", "impl", "size", "ranks", "overlap", "patch", "model", "device"]
     rows = runs.assign(overlap=runs["overlap"].astype(str))
     nchw, last = rows[~rows["channels_last"]], rows[rows["channels_last"]]
@@ -194,15 +265,16 @@ def network_layout_sentence(runs: pd.DataFrame) -> str:
     nchw = nchw[nchw["recorded_at"] == latest]
     pairs = nchw.merge(last, on=keys, suffixes=("_nchw", "_last"))
     if pairs.empty:
-        return ""
+        return pd.DataFrame(columns=columns)
     pairs["speedup"] = pairs["median_s_nchw"] / pairs["median_s_last"]
-    parts = []
-    for impl, group in pairs.groupby("impl", sort=False):
-        low, high = group["speedup"].min(), group["speedup"].max()
-        parts.append(f"{impl} {low:.2f}×" + (f"–{high:.2f}×" if high - low >= 0.005 else "") + " faster")
-    sources = ", ".join(f"`{b}` against `{a}`" for a, b in
-                        pairs[["source_nchw", "source_last"]].drop_duplicates().itertuples(index=False))
-    return f"The same cases with a channels-last network instead of NCHW ({sources}): " + ", ".join(parts) + "."
+    table = (pairs.groupby(["source_last", "source_nchw", "impl"], sort=False)["speedup"]
+             .agg(["size", "min", "max"]).reset_index())
+    table.columns = ["channels-last file", "NCHW file", "tiler", "cases", "speedup min", "speedup max"]
+    return table[columns]
+
+
+#: Display formats of :func:`network_layout_speedups`'s number columns.
+NETWORK_LAYOUT_FORMATS = {"speedup min": "{:.2f}×", "speedup max": "{:.2f}×"}
 
 
 def _rows_with_rounds(runs: pd.DataFrame) -> pd.DataFrame:
@@ -270,55 +342,65 @@ def paired_speedups(runs: pd.DataFrame) -> pd.DataFrame:
         })
     return pd.DataFrame(records, columns=columns)
 
+def paired_speedups_by_file(runs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`paired_speedups` of every file, one table with the file's name first.
 
-def network_share_sentence(runs: pd.DataFrame) -> str:
-    """How much of a tiled call's median time the network took (on its slowest rank), over the tiled rows of
-    one file: what bounds a tiler's speedup at equal tile settings to the work ratio.
+    :param pandas.DataFrame runs: rows of :func:`load_prior_runs` (any number of files).
+    :return: ``file`` and the columns of :func:`paired_speedups`; no row when no file has two rounds.
+    """
+    columns = ["file", "size", "ranks", "tiler", "overlap", "rounds", "vs deepinv", "work ratio", "vs untiled"]
+    tables = [paired_speedups(rows).assign(file=source) for source, rows in runs.groupby("source", sort=False)]
+    tables = [table for table in tables if not table.empty]
+    return pd.concat(tables, ignore_index=True)[columns] if tables else pd.DataFrame(columns=columns)
+
+
+def network_share(runs: pd.DataFrame) -> dict:
+    """How much of a tiled call's median time the network took on its slowest rank, over the tiled rows of one
+    file (fractions): what bounds a tiler's speedup at equal tile settings to the work ratio. Two medians of
+    separate timings, so a share can pass 1.
 
     :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
-    :return: one Markdown sentence, or ``""`` when no tiled row recorded its network time.
+    :return: ``{"median", "low", "high"}``; ``nan`` when no tiled row recorded its network time.
 
     >>> rows = pd.DataFrame({"impl": ["untiled", "deepinv", "distinv", "distinv-sharded"],
     ...                      "median_s": [2.0, 1.0, 0.8, 0.8], "network_s": [None, 0.97, 0.79, 0.81]})
-    >>> print(network_share_sentence(rows))
-    In these tiled calls the network's median time on the slowest rank is 99 % of the call's median time (97 to 101 %; two medians of separate timings, so the ratio can pass 100 %).
+    >>> {key: round(value, 4) for key, value in network_share(rows).items()}
+    {'median': 0.9875, 'low': 0.97, 'high': 1.0125}
     """
-    tiled = runs[(runs["impl"] != "untiled") & runs["network_s"].notna()]
+    tiled = runs[(runs["impl"] != "untiled") & runs["network_s"].notna()] if "network_s" in runs else runs.iloc[0:0]
     if tiled.empty:
-        return ""
-    shares = 100 * tiled["network_s"] / tiled["median_s"]
-    return (f"In these tiled calls the network's median time on the slowest rank is {shares.median():.0f} % of the "
-            f"call's median time ({shares.min():.0f} to {shares.max():.0f} %; two medians of separate timings, so the "
-            f"ratio can pass 100 %).")
+        return {"median": math.nan, "low": math.nan, "high": math.nan}
+    shares = tiled["network_s"] / tiled["median_s"]
+    return {"median": float(shares.median()), "low": float(shares.min()), "high": float(shares.max())}
 
 
-def round_drift_sentence(runs: pd.DataFrame) -> str:
+def round_drift(runs: pd.DataFrame) -> dict:
     """How much a case's time moved between the rounds of one ``--rounds`` file, against how much it moved
-    between the repeats inside one round: the reason to pair ratios by round.
+    between the repeats inside one round (fractions: largest over smallest, minus 1): the reason to pair
+    ratios by round.
 
     :param pandas.DataFrame runs: rows of :func:`load_prior_runs` of one ``source``.
-    :return: one Markdown sentence, or ``""`` when the file has fewer than two rounds.
+    :return: ``{"cases", "rounds", "between_max", "between_median", "within_max", "within_median"}``; ``cases``
+        0 and ``nan`` elsewhere when the file has fewer than two rounds.
 
     >>> rows = pd.DataFrame({"round_medians_s": [[1.0, 1.2], [2.0, 2.1], [1.0, 1.1]],
     ...                      "times_s": [[1.0, 1.01, 1.2, 1.2], [2.0, 2.0, 2.1, 2.12], [1.0, 1.0, 1.1, 1.1]]})
-    >>> print(round_drift_sentence(rows))
-    Over the 3 cases of this file, the median of a case moved by up to 20 % from one round to another (median 10 %), its repeats inside one round by up to 1 % (median 1 %).
+    >>> {key: round(value, 4) for key, value in round_drift(rows).items()}
+    {'cases': 3, 'rounds': 2, 'between_max': 0.2, 'between_median': 0.1, 'within_max': 0.01, 'within_median': 0.0095}
     """
     paired = _rows_with_rounds(runs)
     if paired.empty:
-        return ""
+        return {"cases": 0, "rounds": math.nan, "between_max": math.nan, "between_median": math.nan,
+                "within_max": math.nan, "within_median": math.nan}
     between, within = [], []
     for rounds, times in zip(paired["round_medians_s"], paired["times_s"]):
         between.append(max(rounds) / min(rounds) - 1)
         per_round = len(times) // len(rounds)
         within.append(max(max(chunk) / min(chunk) - 1 for chunk in
                           (times[i:i + per_round] for i in range(0, len(times), per_round))))
-    def percents(values) -> tuple[float, float]:
-        return 100 * max(values), 100 * statistics.median(values)
-
-    return ("Over the {} cases of this file, the median of a case moved by up to {:.0f} % from one round to another "
-            "(median {:.0f} %), its repeats inside one round by up to {:.0f} % (median {:.0f} %)."
-            .format(len(between), *percents(between), *percents(within)))
+    return {"cases": len(between), "rounds": max(len(r) for r in paired["round_medians_s"]),
+            "between_max": max(between), "between_median": statistics.median(between),
+            "within_max": max(within), "within_median": statistics.median(within)}
 
 
 def _numeric_overlaps(runs: pd.DataFrame) -> pd.DataFrame:
@@ -377,52 +459,109 @@ def cheapest_at_least_as_good(runs: pd.DataFrame, reference_impl: str, reference
     best = better.sort_values("median_s").groupby("impl", as_index=False).first()
     return best.assign(speedup=ref["median_s"] / best["median_s"]).reset_index(drop=True)
 
-
-def tradeoff_sentences(runs: pd.DataFrame, reference_impl: str = "deepinv", reference_overlap: int = 32) -> list[str]:
-    """One Markdown sentence per other tiler: its fastest setting that agrees at least as well as the reference.
+def tradeoff_table(runs: pd.DataFrame, reference_impl: str = "deepinv", reference_overlap: int = 32) -> pd.DataFrame:
+    """The reference tiler's row, then every other tiler's fastest setting that agrees with the untiled network at
+    least as well as the reference (:func:`cheapest_at_least_as_good`), with its speedup and work ratio.
 
     :param pandas.DataFrame runs: rows of one sweep (see :func:`overlap_sweeps`).
     :param str reference_impl: the tiler compared against.
     :param int reference_overlap: its overlap.
+    :return: columns ``tiler``, ``overlap``, ``agreement (dB)``, ``median s``, ``work multiplier``,
+        ``speedup`` (the reference's time over the row's), ``work ratio`` (the reference's work multiplier over
+        the row's); no row without the reference.
+
+    >>> rows = pd.DataFrame({"impl": ["deepinv", "distinv", "distinv"], "overlap": [32, 16, 32],
+    ...                      "median_s": [2.0, 1.6, 1.9], "agreement_psnr_db": [60.0, 62.0, 70.0],
+    ...                      "work_multiplier": [1.5625, 1.25, 1.41]})
+    >>> tradeoff_table(rows)[["tiler", "overlap", "speedup", "work ratio"]].to_dict("records")
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [{'tiler': 'deepinv', 'overlap': 32, 'speedup': 1.0, 'work ratio': 1.0},
+     {'tiler': 'distinv', 'overlap': 16, 'speedup': 1.25, 'work ratio': 1.25}]
     """
-    best = cheapest_at_least_as_good(runs, reference_impl, reference_overlap)
-    if best.empty:
-        return []
+    columns = ["tiler", "overlap", "agreement (dB)", "median s", "work multiplier", "speedup", "work ratio"]
     numeric = _numeric_overlaps(runs)
-    ref = numeric[(numeric["impl"] == reference_impl) & (numeric["overlap"] == reference_overlap)].iloc[0]
-    return [
-        f"{row['impl']} at overlap {row['overlap']} agrees with the untiled network to "
-        f"{row['agreement_psnr_db']:.1f} dB against {ref['agreement_psnr_db']:.1f} dB for {reference_impl} at "
-        f"overlap {reference_overlap}, in {row['median_s']:.2f} s against {ref['median_s']:.2f} s: "
-        f"**{row['speedup']:.2f}× faster at equal or better agreement** (the network processes "
-        f"{row['work_multiplier']:.2f} against {ref['work_multiplier']:.2f} pixels per image pixel: "
-        f"{ref['work_multiplier'] / row['work_multiplier']:.2f}× less work)."
-        for _, row in best.iterrows()
-    ]
+    reference = numeric[(numeric["impl"] == reference_impl) & (numeric["overlap"] == reference_overlap)]
+    if reference.empty:
+        return pd.DataFrame(columns=columns)
+    rows = pd.concat([reference.iloc[:1], cheapest_at_least_as_good(runs, reference_impl, reference_overlap)],
+                     ignore_index=True)
+    ref = rows.iloc[0]
+    table = pd.DataFrame({"tiler": rows["impl"], "overlap": rows["overlap"].astype(int),
+                          "agreement (dB)": rows["agreement_psnr_db"], "median s": rows["median_s"],
+                          "work multiplier": rows["work_multiplier"], "speedup": ref["median_s"] / rows["median_s"],
+                          "work ratio": ref["work_multiplier"] / rows["work_multiplier"]})
+    return table[columns].reset_index(drop=True)
 
 
-def region_sentence(runs: pd.DataFrame, overlap: int = 32) -> str:
-    """What separates the tilers of one sweep at ``overlap``, region by region (border band, seams,
-    elsewhere): smooth blending against crop-assign on the same tiles (``distinv`` vs ``distinv-crop``),
-    and distinv's tiles against deepinv's under the same crop rule (``distinv-crop`` vs ``deepinv``).
+#: Display formats of :func:`tradeoff_table`'s number columns.
+TRADEOFF_FORMATS = {"agreement (dB)": "{:.1f}", "median s": "{:.2f}", "work multiplier": "{:.2f}",
+                    "speedup": "{:.2f}×", "work ratio": "{:.2f}×"}
+
+
+def best_tradeoff(sweeps: list[tuple[tuple, pd.DataFrame]], reference_impl: str = "deepinv",
+                  reference_overlap: int = 32) -> dict:
+    """Over the sweeps, the other tiler's setting with the largest speedup over the reference at equal or better
+    agreement (a row of :func:`tradeoff_table`).
+
+    :param list sweeps: :func:`overlap_sweeps`.
+    :param str reference_impl: the tiler compared against.
+    :param int reference_overlap: its overlap.
+    :return: ``{"sweep", "tiler", "overlap", "agreement_db", "reference_agreement_db", "speedup", "work_ratio"}``;
+        ``"none"``/``nan`` when no setting agrees at least as well as the reference.
+
+    >>> rows = pd.DataFrame({"impl": ["deepinv", "distinv"], "overlap": [32, 16], "median_s": [2.0, 1.6],
+    ...                      "agreement_psnr_db": [60.0, 62.0], "work_multiplier": [1.5625, 1.25]})
+    >>> best_tradeoff([(("cpu", 2048, 2), rows)])  # doctest: +NORMALIZE_WHITESPACE
+    {'sweep': 'cpu, 2048², 2 ranks', 'tiler': 'distinv', 'overlap': 16, 'agreement_db': 62.0,
+     'reference_agreement_db': 60.0, 'speedup': 1.25, 'work_ratio': 1.25}
+    """
+    best = {"sweep": "none", "tiler": "none", "overlap": math.nan, "agreement_db": math.nan,
+            "reference_agreement_db": math.nan, "speedup": math.nan, "work_ratio": math.nan}
+    for (source, size, ranks), sweep in sweeps:
+        table = tradeoff_table(sweep, reference_impl, reference_overlap)
+        for _, row in table.iloc[1:].iterrows():
+            if not row["speedup"] <= best["speedup"]:  # also true while best is nan
+                best = {"sweep": f"{source}, {size}², {ranks} ranks", "tiler": row["tiler"],
+                        "overlap": int(row["overlap"]), "agreement_db": float(row["agreement (dB)"]),
+                        "reference_agreement_db": float(table.iloc[0]["agreement (dB)"]),
+                        "speedup": float(row["speedup"]), "work_ratio": float(row["work ratio"])}
+    return best
+
+
+#: The pairs of tilers :func:`region_gains` compares: (what is compared, better, worse).
+REGION_COMPARISONS = (("smooth blending vs crop-assign (same tiles)", "distinv", "distinv-crop"),
+                      ("distinv's tiles vs deepinv's (same crop rule)", "distinv-crop", "deepinv"))
+
+
+def region_gains(runs: pd.DataFrame, overlap: int = 32) -> pd.DataFrame:
+    """What separates the tilers of one sweep at ``overlap``, region by region (border band, seams, elsewhere):
+    the agreement of one tiler minus another's, for the pairs of :data:`REGION_COMPARISONS`: smooth blending
+    against crop-assign on the same tiles, and distinv's tiles (cut at the signal border) against deepinv's
+    (reflect-padded there) under the same crop rule.
 
     :param pandas.DataFrame runs: rows of one sweep (see :func:`overlap_sweeps`).
     :param int overlap: the overlap compared.
+    :return: columns ``comparison``, ``border (dB)``, ``seams (dB)``, ``elsewhere (dB)`` (differences; empty where
+        a region was exact); one row per pair whose two tilers ran at ``overlap``.
+
+    >>> rows = pd.DataFrame({"impl": ["distinv", "distinv-crop"], "overlap": 32, "border_db": [73.5, 73.5],
+    ...                      "seams_db": [66.3, 65.7], "elsewhere_db": [None, None]})
+    >>> region_gains(rows).round(2).to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
+    [{'comparison': 'smooth blending vs crop-assign (same tiles)', 'border (dB)': 0.0, 'seams (dB)': 0.6,
+      'elsewhere (dB)': nan}]
     """
+    columns = ["comparison"] + [f"{region} (dB)" for region in REGIONS]
     rows = _numeric_overlaps(runs)
-    rows = rows[rows["overlap"] == overlap].set_index("impl")
+    rows = rows[rows["overlap"] == overlap].drop_duplicates("impl").set_index("impl")
+    rows = rows.assign(**{f"{region}_db": pd.to_numeric(rows[f"{region}_db"], errors="coerce") for region in REGIONS})
+    records = []
+    for comparison, better, worse in REGION_COMPARISONS:
+        if {better, worse} <= set(rows.index):
+            records.append({"comparison": comparison, **{
+                f"{region} (dB)": float(rows.loc[better, f"{region}_db"] - rows.loc[worse, f"{region}_db"])
+                for region in REGIONS}})
+    return pd.DataFrame(records, columns=columns)
 
-    def gains(better: str, worse: str) -> str:
-        parts = [f"{rows.loc[better, f'{r}_db'] - rows.loc[worse, f'{r}_db']:+.1f} dB {label}"
-                 for r, label in zip(REGIONS, ("in the border band", "at the seams", "elsewhere"))
-                 if pd.notna(rows.loc[better, f"{r}_db"]) and pd.notna(rows.loc[worse, f"{r}_db"])]
-        return ", ".join(parts)
 
-    sentences = []
-    if {"distinv", "distinv-crop"} <= set(rows.index) and gains("distinv", "distinv-crop"):
-        sentences.append(f"At overlap {overlap}, on the same tiles, smooth blending against crop-assign: "
-                         f"{gains('distinv', 'distinv-crop')}.")
-    if {"distinv-crop", "deepinv"} <= set(rows.index) and gains("distinv-crop", "deepinv"):
-        sentences.append(f"Under the same crop rule, distinv's tiles (cut at the signal border) against deepinv's "
-                         f"(reflect-padded there): {gains('distinv-crop', 'deepinv')}.")
-    return " ".join(sentences)
+#: Display formats of :func:`region_gains`'s number columns.
+REGION_FORMATS = {f"{region} (dB)": "{:+.1f}" for region in REGIONS}

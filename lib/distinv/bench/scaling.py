@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["CollectiveCost", "StrongScalingModel", "load_published_scaling", "published_conditions", "POWERS_OF_TWO",
-           "fit_models", "predict_all", "model_constants", "prediction_lines"]
+           "fit_models", "predict_all", "model_constants", "prediction_table", "PREDICTION_FORMATS"]
 
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 
@@ -197,28 +197,43 @@ def model_constants(models: dict[str, StrongScalingModel]) -> pd.DataFrame:
         for source, model in models.items()]).round(3)
 
 
-def prediction_lines(predictions: dict[str, pd.DataFrame], published: pd.DataFrame, size: int,
-                     ranks: int = 64) -> str:
-    """A Markdown list: each prediction's speedup on ``ranks`` ranks, then the published figure at ``size``.
+def prediction_table(predictions: dict[str, pd.DataFrame], published: pd.DataFrame, size: int,
+                     ranks: int = 64) -> pd.DataFrame:
+    """Each prediction on ``ranks`` ranks, then the published figure at ``size`` (problem ``sr8``) where there is one.
+
+    :param dict predictions: :func:`predict_all`.
+    :param pandas.DataFrame published: :func:`load_published_scaling`.
+    :param int size: image side of the predictions.
+    :param int ranks: the rank count compared.
+    :return: columns ``series``, ``ranks``, ``speedup``, ``efficiency`` (fractions), ``tiles on the busiest rank``
+        and ``all-reduce share`` (of the iteration; empty for the published row).
 
     >>> model = StrongScalingModel(seconds_per_pixel=1e-8, collective=CollectiveCost(1e-5, 1e-10))
     >>> table = model.predict(4096, 448, 32, POWERS_OF_TWO)
     >>> published = pd.DataFrame({"problem": ["sr8"], "image": [4096], "gpus": [64], "speedup": [14.0],
     ...                           "efficiency": [0.22]})
-    >>> print(prediction_lines({"model": table}, published, 4096).splitlines()[1])
-    - published (V100, 4096²): **14.0×** on 64 GPUs (efficiency 22 %).
+    >>> prediction_table({"model": table}, published, 4096).to_dict("records")[1]  # doctest: +NORMALIZE_WHITESPACE
+    {'series': 'published (V100, 4096²)', 'ranks': 64, 'speedup': 14.0, 'efficiency': 0.22,
+     'tiles on the busiest rank': nan, 'all-reduce share': nan}
     """
-    lines = []
+    columns = ["series", "ranks", "speedup", "efficiency", "tiles on the busiest rank", "all-reduce share"]
+    rows = []
     for label, table in predictions.items():
         at = table.set_index("nprocs").loc[ranks]
-        lines.append(f"- {label}: predicted speedup **{at['speedup']:.1f}×** on {ranks} ranks (efficiency "
-                     f"{100 * at['efficiency']:.0f} %), {int(at['tiles_per_rank'])} tile(s) on the busiest "
-                     f"rank; the all-reduce is {100 * at['t_comm'] / at['t_total']:.0f} % of the iteration.")
+        rows.append({"series": label, "ranks": ranks, "speedup": float(at["speedup"]),
+                     "efficiency": float(at["efficiency"]), "tiles on the busiest rank": int(at["tiles_per_rank"]),
+                     "all-reduce share": float(at["t_comm"] / at["t_total"])})
     figures = published[(published["problem"] == "sr8") & (published["image"] == size)].set_index("gpus")
     if ranks in figures.index:
-        lines.append(f"- published (V100, {size}²): **{figures.loc[ranks, 'speedup']:.1f}×** on {ranks} GPUs "
-                     f"(efficiency {100 * figures.loc[ranks, 'efficiency']:.0f} %).")
-    return "\n".join(lines) if lines else "No model could be built from the results at hand."
+        rows.append({"series": f"published (V100, {size}²)", "ranks": ranks,
+                     "speedup": float(figures.loc[ranks, "speedup"]),
+                     "efficiency": float(figures.loc[ranks, "efficiency"])})
+    return pd.DataFrame(rows, columns=columns)
+
+
+#: Display formats of :func:`prediction_table`'s number columns.
+PREDICTION_FORMATS = {"speedup": "{:.1f}×", "efficiency": "{:.0%}", "tiles on the busiest rank": "{:.0f}",
+                      "all-reduce share": "{:.0%}"}
 
 
 def load_published_scaling() -> pd.DataFrame:

@@ -32,8 +32,8 @@ import torch
 
 from distinv.bench.output import add_output_arguments, emit_document, refuse_existing_output
 
-__all__ = ["TILERS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "summary_sentence",
-           "file_caption", "schedule_figure", "main"]
+__all__ = ["TILERS", "PAIRS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "file_settings",
+           "condition_label", "schedule_table", "dynamic_speedups", "schedule_figure", "main"]
 
 #: The tilers compared, as :mod:`distinv.bench.prior` implementations (the first two: distinv's schedules).
 TILERS = ("distinv", "distinv-dynamic", "deepinv")
@@ -126,47 +126,96 @@ def run_condition(case: ScheduleCase, nprocs: int, timeout: float | None = None)
             neighbour.join()
 
 
-def file_caption(document: dict, name: str) -> str:
-    """``"`name` (size², patch, overlap, calls of each tiler, device, cores): "``: what a schedule file ran.
+def file_settings(document: dict) -> str:
+    """``"size², patch, overlap, calls of each tiler, device, cores"``: what a schedule file ran (a subtitle).
 
     >>> document = {"args": {"size": 2048, "patch": 256, "overlap": 32, "calls": 6},
     ...             "provenance": {"device_name": "AMD EPYC", "cpu_count": 2}}
-    >>> file_caption(document, "cpu2core_schedule_2048")
-    '`cpu2core_schedule_2048` (2048², patch 256, overlap 32, 6 calls of each tiler, AMD EPYC, 2 cores): '
+    >>> file_settings(document)
+    '2048², patch 256, overlap 32, 6 calls of each tiler, AMD EPYC, 2 cores'
     """
     settings, provenance = document["args"], document["provenance"]
-    return (f"`{name}` ({settings['size']}², patch {settings['patch']}, overlap {settings['overlap']}, "
+    return (f"{settings['size']}², patch {settings['patch']}, overlap {settings['overlap']}, "
             f"{settings['calls']} calls of each tiler, {provenance.get('device_name', 'cpu')}, "
-            f"{provenance.get('cpu_count')} cores): ")
+            f"{provenance.get('cpu_count')} cores")
 
 
-def summary_sentence(document: dict) -> str:
-    """One Markdown sentence per condition of a ``distinv.bench.schedule`` document.
+def condition_label(condition: dict, short: bool = False) -> str:
+    """``"2 balanced ranks"`` or ``"busy process on rank 1's core"`` (``short``: ``"balanced"`` or
+    ``"rank 1 shares its core"``): a condition of a :func:`main` document."""
+    if condition["contended_rank"] is None:
+        return "balanced" if short else f"{condition['ranks']} balanced ranks"
+    if short:
+        return f"rank {condition['contended_rank']} shares its core"
+    return f"busy process on rank {condition['contended_rank']}'s core"
+
+
+#: The paired speedups of :func:`schedule_table`: (column, slower tiler, faster tiler).
+PAIRS = (("dynamic over static", "distinv", "distinv-dynamic"), ("dynamic over deepinv", "deepinv", "distinv-dynamic"),
+         ("static over deepinv", "deepinv", "distinv"))
+
+
+def schedule_table(document: dict, name: str):
+    """One row per condition of a :func:`main` document: each tiler's median time per call, the tiles each rank
+    ran under the dynamic schedule, and the speedups paired turn by turn (the slower tiler's time over the
+    faster one's in each turn: median and range over the turns, as :func:`~distinv.bench.prior_report.ratio_summary`).
+
+    :param dict document: a ``distinv.bench.schedule`` document.
+    :param str name: the file's name, for the ``file`` column.
+    :return: a :class:`pandas.DataFrame`: ``file``, ``condition``, ``<tiler> (s)`` for each of :data:`TILERS`,
+        ``dynamic tiles per rank``, and the columns of :data:`PAIRS`.
 
     >>> rows = [{"tiler": "distinv", "times_s": [4.0, 4.2], "median_s": 4.1, "tiles_per_rank": [32, 32]},
     ...         {"tiler": "distinv-dynamic", "times_s": [3.0, 3.0], "median_s": 3.0, "tiles_per_rank": [42, 22]},
     ...         {"tiler": "deepinv", "times_s": [4.4, 4.5], "median_s": 4.45, "tiles_per_rank": [32, 32]}]
-    >>> print(summary_sentence({"conditions": [{"contended_rank": 1, "rows": rows, "ranks": 2}]}))
-    With a busy process on rank 1's core: distinv 4.10 s (tiles per rank 32/32), distinv-dynamic 3.00 s (42/22), deepinv 4.45 s (32/32). Paired turn by turn, distinv-dynamic is 1.37× (1.33–1.40) faster than distinv and 1.48× (1.47–1.50) faster than deepinv; distinv is 1.09× (1.07–1.10) faster than deepinv.
+    >>> table = schedule_table({"conditions": [{"contended_rank": 1, "rows": rows, "ranks": 2}]}, "f")
+    >>> table.iloc[0][["condition", "dynamic tiles per rank", "dynamic over static"]].tolist()
+    ['rank 1 shares its core', '42/22', '1.37× (1.33–1.40)']
     """
+    import pandas as pd
+
     from distinv.bench.prior_report import ratio_summary
 
-    sentences = []
+    records = []
     for condition in document["conditions"]:
-        where = (f"With a busy process on rank {condition['contended_rank']}'s core"
-                 if condition["contended_rank"] is not None else f"With {condition['ranks']} balanced ranks")
-        times = ", ".join(
-            f"{row['tiler']} {row['median_s']:.2f} s ("
-            + ("tiles per rank " if index == 0 else "") + "/".join(f"{t:g}" for t in row["tiles_per_rank"]) + ")"
-            for index, row in enumerate(condition["rows"]))
+        rows = {row["tiler"]: row for row in condition["rows"]}
+        records.append({
+            "file": name, "condition": condition_label(condition, short=True),
+            **{f"{tiler} (s)": rows[tiler]["median_s"] for tiler in TILERS},
+            "dynamic tiles per rank": "/".join(f"{t:g}" for t in rows["distinv-dynamic"]["tiles_per_rank"]),
+            **{column: ratio_summary(paired_ratio(condition, slower, faster)) for column, slower, faster in PAIRS}})
+    return pd.DataFrame(records)
 
-        def faster(slower: str, fast: str) -> str:
-            return f"{ratio_summary(paired_ratio(condition, slower, fast))} faster than {slower}"
 
-        sentences.append(f"{where}: {times}. Paired turn by turn, distinv-dynamic is "
-                         f"{faster('distinv', 'distinv-dynamic')} and {faster('deepinv', 'distinv-dynamic')}; "
-                         f"distinv is {faster('deepinv', 'distinv')}.")
-    return " ".join(sentences)
+def dynamic_speedups(documents: list[dict]) -> dict:
+    """The paired speedups of the schedule benchmark, lowest and highest over the documents' conditions: the
+    dynamic schedule over the static one with balanced ranks and with a busy process on one rank's core, and
+    the static split over deepinv's in every condition (each value the median over a condition's turns).
+
+    :param list documents: ``distinv.bench.schedule`` documents.
+    :return: ``{"balanced_low", "balanced_high", "contended_low", "contended_high", "static_deepinv_low",
+        "static_deepinv_high"}``; ``nan`` where no condition of that kind was run.
+
+    >>> def condition(contended, static, dynamic, deepinv):
+    ...     times = {"distinv": static, "distinv-dynamic": dynamic, "deepinv": deepinv}
+    ...     return {"contended_rank": contended, "rows": [{"tiler": t, "times_s": v} for t, v in times.items()]}
+    >>> documents = [{"conditions": [condition(None, [1.0, 1.0], [1.0, 1.02], [1.2, 1.1]),
+    ...                              condition(1, [2.0, 2.2], [1.5, 1.4], [2.4, 2.4])]}]
+    >>> {key: round(value, 3) for key, value in dynamic_speedups(documents).items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'balanced_low': 0.99, 'balanced_high': 0.99, 'contended_low': 1.452, 'contended_high': 1.452,
+     'static_deepinv_low': 1.145, 'static_deepinv_high': 1.15}
+    """
+    values: dict[str, list[float]] = {"balanced": [], "contended": [], "static_deepinv": []}
+    for document in documents:
+        for condition in document["conditions"]:
+            kind = "balanced" if condition["contended_rank"] is None else "contended"
+            values[kind].append(statistics.median(paired_ratio(condition, "distinv", "distinv-dynamic")))
+            values["static_deepinv"].append(statistics.median(paired_ratio(condition, "deepinv", "distinv")))
+    out = {}
+    for kind, ratios in values.items():
+        out[f"{kind}_low"] = min(ratios) if ratios else float("nan")
+        out[f"{kind}_high"] = max(ratios) if ratios else float("nan")
+    return out
 
 
 def schedule_figure(document: dict, title: str = "Time per call of each tiler"):
@@ -184,16 +233,11 @@ def schedule_figure(document: dict, title: str = "Time per call of each tiler"):
     """
     import plotly.graph_objects as go
 
-    def label(condition: dict) -> str:
-        if condition["contended_rank"] is None:
-            return f"{condition['ranks']} balanced ranks"
-        return f"busy process on rank {condition['contended_rank']}'s core"
-
     figure = go.Figure()
     for tiler in TILERS:
         rows = [next(row for row in c["rows"] if row["tiler"] == tiler) for c in document["conditions"]]
         figure.add_bar(
-            name=tiler, x=[label(c) for c in document["conditions"]], y=[row["median_s"] for row in rows],
+            name=tiler, x=[condition_label(c) for c in document["conditions"]], y=[row["median_s"] for row in rows],
             error_y=dict(type="data", symmetric=False, array=[max(row["times_s"]) - row["median_s"] for row in rows],
                          arrayminus=[row["median_s"] - min(row["times_s"]) for row in rows]),
             text=["tiles " + "/".join(f"{t:g}" for t in row["tiles_per_rank"]) for row in rows],

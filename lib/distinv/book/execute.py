@@ -28,13 +28,29 @@ def load_profile(path: str | Path) -> dict[str, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"profile {str(path)!r} not found (expected e.g. notebooks/profiles/cpu.yaml)")
     data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f"profile {path} must map section names to parameter mappings")
+    if not isinstance(data, dict):
+        raise ValueError(f"profile {path} must map section names ('defaults' or a notebook stem) to mappings of "
+                         f"parameters, got a {type(data).__name__}")
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"profile {path}: section {section!r} must be a mapping of parameters (NAME: value), "
+                             f"got a {type(values).__name__}")
     return data
 
 
 def notebook_parameters(profile: dict[str, dict], stem: str, overrides: dict | None = None) -> dict:
-    """Parameters of one notebook: defaults, then its section, then explicit overrides."""
+    """Parameters of one notebook: defaults, then its section, then explicit overrides.
+
+    :param dict profile: :func:`load_profile`.
+    :param str stem: the notebook's file stem, e.g. ``"01_natural_images"``.
+    :param dict overrides: ``{name: value}`` applied last.
+
+    >>> notebook_parameters({"defaults": {"nprocs": 2, "size": 64}, "01_x": {"size": 128}}, "01_x", {"nprocs": 1})
+    {'nprocs': 1, 'size': 128}
+    """
+    if overrides is not None and not isinstance(overrides, dict):
+        raise TypeError(f"overrides must be a mapping of parameter names to values or None, got "
+                        f"{type(overrides).__name__} {overrides!r}")
     return {**profile.get("defaults", {}), **profile.get(stem, {}), **(overrides or {})}
 
 
@@ -100,6 +116,8 @@ def execute_notebook(source: str | Path, output: str | Path, parameters: dict | 
     :param float timeout: per-cell timeout in seconds (None: none).
     :return: seconds spent.
     """
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f"timeout must be a positive number of seconds per cell or None, got {timeout!r}")
     import nbformat
     import papermill
 

@@ -49,6 +49,7 @@ from distinv.distributed import comm
 from distinv.distributed.halo import halo_accumulate, halo_exchange, source_row
 from distinv.distributed.norm import PowerIteration, sharded_sqnorm
 from distinv.distributed.sharding import SlabLayout
+from distinv.validation import check_finite
 
 __all__ = ["PADDINGS", "ShardedBlur", "filter_reach"]
 
@@ -117,7 +118,7 @@ class ShardedBlur(LinearPhysics):
     operator on every rank.
 
     :param torch.Tensor filter: ``(b, c, h, w)`` in 2D or ``(b, c, d, h, w)`` in 3D, ``b`` in
-        ``{1, B}``, ``c`` in ``{1, C}`` (deepinv's convention: a true convolution).
+        ``{1, B}``, ``c`` in ``{1, C}`` (deepinv's convention: a true convolution); finite.
     :param SlabLayout | int layout: every rank's rows of the signal along ``dim=2``; an integer
         ``n`` means the balanced layout of ``n`` rows over the current ranks.
     :param str padding: one of :data:`PADDINGS` (``"constant"`` and ``"zeros"`` are the same).
@@ -164,6 +165,7 @@ class ShardedBlur(LinearPhysics):
             raise ValueError(
                 f"filter must be 4-D (b, c, h, w) or 5-D (b, c, d, h, w), got shape {tuple(filter.shape)}"
             )
+        check_finite("filter", filter)
         self.measurement_layout(filter)  # raises when the filter does not fit the layout
         return filter
 

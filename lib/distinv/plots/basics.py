@@ -1,4 +1,4 @@
-"""Tables, sentences and figures of chapter 00 (distributed basics), built from :func:`distinv.equivalence.run_basics`
+"""Tables, numbers and figures of chapter 00 (distributed basics), built from :func:`distinv.equivalence.run_basics`
 results."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from distinv.plots.images import image_grid, stretch
 from distinv.plots.tables import display_table
 
-__all__ = ["equivalence_table", "equality_sentence", "operators_figure", "timing_figure"]
+__all__ = ["equivalence_table", "equality_numbers", "operators_figure", "timing_figure"]
 
 _HEADERS = {"quantity": "quantity", "max_abs_diff": "max |distributed − reference|",
             "psnr_db": "PSNR vs reference (dB)", "time_distributed_s": "time on {nprocs} ranks (s)",
@@ -31,23 +31,25 @@ def equivalence_table(result: dict):
     return display_table(table, dict(zip(list(headers.values())[1:], ("{:.2e}", "{:.1f}", "{:.4f}", "{:.4f}"))))
 
 
-def equality_sentence(result: dict) -> str:
-    """How closely the distributed forward, adjoint and tiled denoiser match their references, and how the
-    tiled denoiser compares with the untiled one.
+def equality_numbers(result: dict) -> dict:
+    """The numbers of the chapter's conclusion: how closely the distributed forward, adjoint and tiled denoiser
+    match their single-process references, and how the tiled denoiser compares with the untiled one.
+
+    :param dict result: rank 0's result of ``run_basics``.
+    :return: ``{"ranks": int, "max_abs_diff": float, "tiling_psnr_db": float}``: the ranks, the largest
+        absolute difference over every quantity but the untiled comparison, and the PSNR of the tiled denoiser
+        against the untiled one.
 
     >>> rows = [dict(quantity="forward A x", max_abs_diff=1e-7, psnr_db=140.0),
+    ...         dict(quantity="adjoint Aᵀ y", max_abs_diff=3e-7, psnr_db=130.0),
     ...         dict(quantity="tiled denoiser vs untiled", max_abs_diff=0.1, psnr_db=50.04)]
-    >>> print(equality_sentence({"rows": rows, "world_size": 2}))  # doctest: +NORMALIZE_WHITESPACE
-    On 2 ranks the forward operator, its adjoint and the tiled denoiser match their single-process references
-    to within **1.0e-07** (float32 rounding). The tiled denoiser agrees with the untiled one to **50.0 dB**:
-    that gap is the tiling itself (cropped overlaps), not the distribution.
+    >>> equality_numbers({"rows": rows, "world_size": 2})
+    {'ranks': 2, 'max_abs_diff': 3e-07, 'tiling_psnr_db': 50.04}
     """
     rows = {row["quantity"]: row for row in result["rows"]}
     worst = max(row["max_abs_diff"] for quantity, row in rows.items() if "untiled" not in quantity)
-    return (f"On {result['world_size']} ranks the forward operator, its adjoint and the tiled denoiser match their "
-            f"single-process references to within **{worst:.1e}** (float32 rounding). The tiled denoiser agrees "
-            f"with the untiled one to **{rows['tiled denoiser vs untiled']['psnr_db']:.1f} dB**: that gap is the "
-            "tiling itself (cropped overlaps), not the distribution.")
+    return {"ranks": int(result["world_size"]), "max_abs_diff": float(worst),
+            "tiling_psnr_db": float(rows["tiled denoiser vs untiled"]["psnr_db"])}
 
 
 def operators_figure(images: dict, title: str = "Operators and denoisers on the test image"):

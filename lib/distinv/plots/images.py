@@ -1,8 +1,8 @@
-"""plotly figures, tables and summary sentences of the natural-images chapter, built from
+"""plotly figures, tables and the conclusion's numbers of the natural-images chapter, built from
 ``run_reconstruction`` results.
 
-Every function takes plain results (dicts, small CPU tensors) and returns a figure or a
-``pandas.DataFrame``; nothing here computes a reconstruction.
+Every function takes plain results (dicts, small CPU tensors) and returns a figure, a table or a dict of
+numbers (the chapter's sentences glue them in); nothing here computes a reconstruction.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from distinv.plots.tables import display_table
 
 __all__ = [
     "stretch", "image_grid", "image_row", "measurements_figure", "tile_zoom_figure", "psnr_figure",
-    "time_breakdown_figure", "results_table", "run_label", "summary_sentences",
+    "time_breakdown_figure", "results_table", "run_label", "summary_numbers",
 ]
 
 
@@ -218,36 +218,59 @@ def run_label(solver: str, nprocs: int) -> str:
     return f"{solver}, {nprocs} rank{'' if nprocs == 1 else 's'}"
 
 
-def summary_sentences(runs: dict, solver: str, n_ranks: int, problem) -> str:
-    """The chapter's conclusion in numbers: PnP against TV and the starting points, one rank against
-    ``n_ranks``, and a warning when the ground truth is an upsampled small image.
+def summary_numbers(runs: dict, solver: str, n_ranks: int, problem) -> dict:
+    """The numbers of the chapter's conclusion: the solver against TV and the starting points, one rank against
+    ``n_ranks``, and how the ground truth was resized.
 
-    :param dict runs: ``{run_label(...): result}``: the solver and TV on ``n_ranks`` ranks, and optionally
-        the solver on one rank.
+    :param dict runs: ``{run_label(...): result}``: the solver and TV on ``n_ranks`` ranks, and optionally the
+        solver on one rank.
     :param str solver: the PnP solver's name.
     :param int n_ranks: ranks of the main run.
     :param problem: the :class:`~distinv.problems.images.DeblurringConfig` of the runs.
-    :return: Markdown text.
+    :return: plain numbers and names, for the chapter's glue:
+
+        - the problem: ``size``, ``frames``, ``sigma_n``, ``image``, ``solver``;
+        - final quality on ``n_ranks`` ranks: ``psnr`` and ``ssim`` of the solver, ``psnr_tv``, ``gain_tv`` (the
+          solver's PSNR minus TV's), ``psnr_init`` (start point) and ``psnr_pinv`` (pseudo-inverse), in dB;
+        - one rank against ``n_ranks``: ``ranks``, ``rank_gap_db`` (largest PSNR difference over the
+          iterations), ``final_gap_db`` (at the last one), ``t_iteration`` and ``t_iteration_one_rank`` (median
+          seconds per iteration), ``speedup`` (their ratio), ``device``, ``threads`` (per rank); the comparisons are
+          ``nan`` when ``runs`` has no one-rank run of the solver;
+        - ``native_side`` (the side of the image's central square) and ``resize_factor`` (``size`` over it: above
+          1 the ground truth was upsampled).
+
+    >>> from distinv.problems.images import DeblurringConfig
+    >>> def run(psnr, seconds):
+    ...     final = dict(psnr=psnr, ssim=0.9, psnr_init=20.0, psnr_pinv=25.0, t_per_iteration=seconds, device="cpu",
+    ...                  threads=1)
+    ...     return {"final": final, "history": [{"psnr": psnr - 1}, {"psnr": psnr}]}
+    >>> runs = {"pnp-hqs, 2 ranks": run(30.0, 0.5), "pnp-hqs, 1 rank": run(30.25, 0.8), "tv, 2 ranks": run(28.5, 0.2)}
+    >>> numbers = summary_numbers(runs, "pnp-hqs", 2, DeblurringConfig(size=1024, image="camera"))
+    >>> numbers["gain_tv"], numbers["rank_gap_db"], numbers["speedup"], numbers["resize_factor"]
+    (1.5, 0.25, 1.6, 2.0)
     """
     from distinv.problems.images import native_side
 
-    pnp, tv = runs[run_label(solver, n_ranks)]["final"], runs[run_label("tv", n_ranks)]["final"]
-    sentences = [
-        f"On this {problem.size}² problem ({problem.K} frames, σ_n = {problem.sigma_n:g}), {solver} with the "
-        f"learned prior reaches **{pnp['psnr']:.2f} dB** (SSIM {pnp['ssim']:.3f}) against **{tv['psnr']:.2f} dB** "
-        f"for TV: **{pnp['psnr'] - tv['psnr']:+.2f} dB**. The back-projection start point is at "
-        f"{pnp['psnr_init']:.2f} dB and the pseudo-inverse at {pnp['psnr_pinv']:.2f} dB."]
-    if run_label(solver, 1) in runs and n_ranks > 1:
-        one = runs[run_label(solver, 1)]["final"]
-        sentences.append(
-            f"On {n_ranks} ranks the final PSNR differs from one rank by {abs(pnp['psnr'] - one['psnr']):.1e} dB, "
-            f"and an iteration takes {pnp['t_per_iteration']:.2f} s against {one['t_per_iteration']:.2f} s "
-            f"({one['t_per_iteration'] / pnp['t_per_iteration']:.2f}× faster, {pnp['device']}, "
-            f"{pnp['threads']} thread(s) per rank).")
+    pnp, tv = runs[run_label(solver, n_ranks)], runs[run_label("tv", n_ranks)]
+    final, one = pnp["final"], runs.get(run_label(solver, 1))
+    nan = float("nan")
+    if one is None:
+        rank_gap = final_gap = t_one = nan
+    else:
+        gaps = [abs(a["psnr"] - b["psnr"]) for a, b in zip(one["history"], pnp["history"])
+                if a.get("psnr") is not None and b.get("psnr") is not None]
+        rank_gap = float(max(gaps)) if gaps else nan
+        final_gap = float(abs(final["psnr"] - one["final"]["psnr"]))
+        t_one = float(one["final"]["t_per_iteration"])
     native = native_side(problem.image)
-    if native < problem.size:
-        sentences.append(
-            f"The ground truth is the central {native}² square of `{problem.image}` upsampled "
-            f"{problem.size / native:.1f}× (bicubic): smoother than a photograph of that size, so these PSNRs "
-            f"are higher than a real {problem.size}² image would give; `data_scripts/fetch_images.py` gets one.")
-    return " ".join(sentences)
+    return {
+        "size": int(problem.size), "frames": int(problem.K), "sigma_n": float(problem.sigma_n),
+        "image": str(problem.image), "solver": str(solver),
+        "psnr": float(final["psnr"]), "ssim": float(final["ssim"]), "psnr_tv": float(tv["final"]["psnr"]),
+        "gain_tv": float(final["psnr"] - tv["final"]["psnr"]), "psnr_init": float(final["psnr_init"]),
+        "psnr_pinv": float(final["psnr_pinv"]),
+        "ranks": int(n_ranks), "rank_gap_db": rank_gap, "final_gap_db": final_gap,
+        "t_iteration": float(final["t_per_iteration"]), "t_iteration_one_rank": t_one,
+        "speedup": t_one / float(final["t_per_iteration"]), "device": str(final["device"]),
+        "threads": int(final["threads"]), "native_side": int(native), "resize_factor": problem.size / native,
+    }
