@@ -103,3 +103,38 @@ def dirty_and_aliasing_rank(good, too_coarse) -> dict | None:
     messages = [None] * comm.world()[1]
     comm.all_gather_object(messages, message, site="test.messages")
     return None if result is None else {**result, "aliasing_errors": messages}
+
+
+def sky_ms(path: Path, npix: int = 32, n_antennas: int = 8, n_times: int = 12, freqs_hz=(1.28e9, 1.3e9),
+           noise_jy: float = 0.002, seed: int = 5, cell_fraction: float = 0.8) -> tuple[Path, float]:
+    """An MS of a small procedural sky (:func:`distinv.radio.sky.radio_sky`, seed ``seed``) seen by the first
+    ``n_antennas`` MeerKAT dishes: visibilities by a direct DFT (w = 0), complex noise of ``noise_jy`` per
+    real part of XX and YY (WEIGHT = 1 / noise²), and the true sky beside it as ``NAME.sky.npz``.
+
+    :return: ``(path, cell_arcsec)``: the cell is ``cell_fraction`` of the Nyquist limit of the longest baseline.
+    """
+    import torch
+
+    from distinv.radio.nufft import direct_dft, max_cell_rad
+    from distinv.radio.observation import ObservationConfig
+    from distinv.radio.sky import SkyConfig, radio_sky, save_sky
+
+    obs = ObservationConfig(duration_s=6 * 3600.0, integration_s=6 * 3600.0 / n_times, n_channels=1,
+                            n_antennas=n_antennas)
+    uvw = obs.uvw_m().reshape(-1, 3)
+    freqs = np.asarray(freqs_hz)
+    uv = uvw[:, None, :2] * freqs[None, :, None] / SPEED_OF_LIGHT  # (rows, channels, 2)
+    cell_rad = cell_fraction * max_cell_rad(float(np.abs(uv).max()))
+    cell_arcsec = cell_rad / ARCSEC
+    sky = radio_sky(SkyConfig(npix=npix, cell_arcsec=cell_arcsec, n_points=6, n_galaxies=1, n_diffuse=1,
+                              flux_min=1e-2), seed=seed)
+    vis = direct_dft(torch.from_numpy(sky), torch.from_numpy(uv.reshape(-1, 2)), cell_rad).numpy()
+    rng = np.random.default_rng(seed)
+    data = np.zeros((uvw.shape[0], freqs.size, 4), np.complex128)
+    for corr in (0, 3):
+        noise = noise_jy * (rng.standard_normal(vis.shape) + 1j * rng.standard_normal(vis.shape))
+        data[:, :, corr] = (vis + noise).reshape(uvw.shape[0], freqs.size)
+    weight = np.full((uvw.shape[0], 4), 1.0 / noise_jy**2)
+    write_tiny_ms(path, uvw, data, freqs, weight=weight)
+    save_sky(Path(path).with_suffix(".sky.npz"), sky, cell_arcsec, 60.0, -30.0)
+    return path, cell_arcsec

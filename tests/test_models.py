@@ -70,7 +70,17 @@ def test_shipped_denoiser_beats_noisy_input_and_tv_on_held_out_image(name):
 
 
 def test_available_denoisers_lists_shipped_and_official():
-    assert set(models.available_denoisers()) == set(SHIPPED) | {"drunet-gray", "drunet-color"}
+    names = set(models.available_denoisers())
+    assert set(SHIPPED) | {"drunet-gray", "drunet-color"} <= names
+    assert names <= set(models.SHIPPED_TRAINING) | set(models.OFFICIAL)  # no stray record
+
+
+def test_registered_name_without_weights_says_how_to_train_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "WEIGHTS_DIR", tmp_path)  # no weights at all
+    message = r"'drunet-small-ct' has no weights in .* yet: train them with `python " \
+              r"data_scripts/train_denoiser.py --dataset ct-phantoms --channels 1`"
+    with pytest.raises(FileNotFoundError, match=message):
+        load_denoiser("drunet-small-ct")
 
 
 def test_unknown_name_is_refused():
@@ -231,3 +241,70 @@ def test_training_config_refuses_bad_settings(change, message):
                     lr=5e-4, loss="l1", init="identity", sigma_max=0.2, seed=0)
     with pytest.raises(ValueError, match=message):
         script.TrainingConfig(**{**settings, **change})
+
+
+def test_training_script_ct_phantoms_writes_a_loadable_ct_prior(tmp_path):
+    from distinv.tomography.phantoms import PRIOR_VALIDATION_SEEDS
+
+    script = _training_script()
+    args = ["--dataset", "ct-phantoms", "--steps", "2", "--patch", "32", "--batch", "2",
+            "--validation-crop", "32", "--ct-sizes", "32", "48", "--ct-pool", "3",
+            "--out-dir", str(tmp_path)]
+    assert script.main(args) == 0
+    record = json.loads((tmp_path / "drunet-small-ct.json").read_text())
+    assert record["name"] == "drunet-small-ct" and record["architecture"]["in_channels"] == 1
+    assert record["sha256"] == models.sha256_of(tmp_path / "drunet-small-ct.pt")
+    data = record["data"]
+    assert data["dataset"] == "ct-phantoms" and data["slices_used"] == 3 + 2  # pool + 1 per step
+    seeds = [int(name.split("-")[1]) for name in data["validation"]]
+    assert len(seeds) == script.CT_VALIDATION_COUNT and all(s in PRIOR_VALIDATION_SEEDS for s in seeds)
+    assert "dataset" not in record["training"] and not any(k.startswith("ct_") for k in record["training"])
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "## drunet-small-ct" in card and "- training data: slices of textured phantoms" in card
+    network = load_denoiser("drunet-small-ct", source=tmp_path / "drunet-small-ct.pt")
+    with torch.no_grad():
+        assert network(torch.rand(1, 1, 32, 32), 0.1).shape == (1, 1, 32, 32)
+    with pytest.raises(SystemExit, match="--dataset ct-phantoms generates its data"):
+        script.main(args + ["--data-npz", str(tmp_path / "images.npz")])
+
+
+def test_phantom_slice_sampler_draws_training_seeds_only_and_repeats_itself():
+    from distinv.tomography.phantoms import PRIOR_TRAINING_SEEDS
+
+    script = _training_script()
+
+    def run():
+        sampler = script.PhantomSliceSampler(32, torch.Generator().manual_seed(0), seed=5, sizes=(32, 40),
+                                             pool=4, refresh=1.5, shepp_logan=0.5)
+        try:
+            batches = [sampler.sample(3) for _ in range(4)]
+        finally:
+            sampler.close()
+        return batches, sampler.used
+
+    batches, used = run()
+    assert [tuple(b.shape) for b in batches] == [(3, 1, 32, 32)] * 4
+    assert len(used) == 4 + 6  # the pool, then 1.5 slices per call
+    assert {u["kind"] for u in used} == {"textured", "shepp-logan"}
+    assert all(u["seed"] in PRIOR_TRAINING_SEEDS for u in used if u["kind"] == "textured")
+    assert {u["axis"] for u in used} == {0, 1, 2}
+    again, used_again = run()  # the background thread does not change what is drawn
+    assert used_again == used
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+
+
+def test_training_config_refuses_bad_ct_settings():
+    script = _training_script()
+    settings = dict(channels=1, device="cpu", minutes=1.0, steps=None, patch=64, batch=8,
+                    lr=5e-4, loss="l1", init="identity", sigma_max=0.2, seed=0, dataset="ct-phantoms")
+    assert script.TrainingConfig(**settings).name == "drunet-small-ct"
+    for change, message in [
+        ({"channels": 3}, "dataset 'ct-phantoms' is gray: channels must be 1, got 3"),
+        ({"ct_sizes": (48, 128)}, r"ct_sizes must be cube sides >= patch=64, got \(48, 128\)"),
+        ({"ct_refresh": 300}, r"ct_refresh in \(0, ct_pool\], got ct_pool=256, ct_refresh=300"),
+        ({"ct_refresh": 0}, r"ct_refresh in \(0, ct_pool\], got ct_pool=256, ct_refresh=0"),
+        ({"ct_shepp_logan": 1.5}, r"ct_shepp_logan must be in \[0, 1\], got 1.5"),
+        ({"dataset": "mri"}, r"dataset must be one of \('skimage', 'ct-phantoms', 'radio-skies'\), got 'mri'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            script.TrainingConfig(**{**settings, **change})

@@ -98,5 +98,5 @@ def test_bad_config():
         DirtyImageConfig("x.ms", 8, 0)
     with pytest.raises(ValueError, match=r"npix must be an integer >= 2, got 1.5"):
         DirtyImageConfig("x.ms", 1.5, 1.0)
-    with pytest.raises(ValueError, match=r"backend must be one of \('finufft', 'deepinv'\), got 'cuda'"):
+    with pytest.raises(ValueError, match=r"backend must be one of \('finufft', 'deepinv', 'cufinufft'\), got 'cuda'"):
         DirtyImageConfig("x.ms", 8, 1.0, backend="cuda")

@@ -120,7 +120,7 @@ def test_cell_too_large_for_the_longest_baseline():
 
 def test_bad_inputs():
     uv = _uv(10)
-    with pytest.raises(ValueError, match=r"backend must be one of \('finufft', 'deepinv'\), got 'kbnufft'"):
+    with pytest.raises(ValueError, match=r"backend must be one of \('finufft', 'deepinv', 'cufinufft'\), got 'kbnufft'"):
         RadioNUFFT(uv, NPIX, CELL, backend="kbnufft")
     with pytest.raises(ValueError, match=r"uv must have shape \(K, 2\) with K >= 1, got \(10, 3\)"):
         RadioNUFFT(torch.zeros(10, 3), NPIX, CELL)

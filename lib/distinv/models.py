@@ -9,16 +9,23 @@ name                    network                                  sources
 ======================  =======================================  ================================
 ``drunet-small-gray``   DRUNet 1 channel, nc (32..256), nb 2     ``"shipped"`` (default), a path
 ``drunet-small-color``  DRUNet 3 channels, nc (32..256), nb 2    ``"shipped"`` (default), a path
+``drunet-small-ct``     DRUNet 1 channel, nc (32..256), nb 2,    ``"shipped"`` once trained, a path
+                        trained on slices of distinv's CT
+                        phantoms (the CT chapter's prior)
+``drunet-small-radio``  DRUNet 1 channel, nc (32..256), nb 2,    ``"shipped"`` once trained, a path
+                        trained on generated radio skies scaled
+                        as the radio problem scales its image
+                        (the radio chapter's prior)
 ``drunet-gray``         deepinv's official DRUNet, 1 channel     ``"download"``, a path
 ``drunet-color``        deepinv's official DRUNet, 3 channels    ``"download"``, a path
 ======================  =======================================  ================================
 
 ``"shipped"`` reads ``distinv/weights/<name>.pt`` (fp16, written by
-``data_scripts/train_denoiser.py``) after checking its sha256 against ``<name>.json``: it works
-offline. ``"download"`` is deepinv's own path (the same URL and file name as
-``DRUNet(pretrained="download")``) through ``torch.hub``'s cache: a file already in the cache
-directory (``data_scripts/fetch_weights.py`` puts it there for offline compute nodes) is used
-without network. A path loads that file; a ``<stem>.json`` beside it (as the training script
+``data_scripts/train_denoiser.py``, see :data:`SHIPPED_TRAINING`) after checking its sha256
+against ``<name>.json``: it works offline. ``"download"`` is deepinv's own path (the same URL and
+file name as ``DRUNet(pretrained="download")``) through ``torch.hub``'s cache: a file already in
+the cache directory (``data_scripts/fetch_weights.py`` puts it there for offline compute nodes)
+is used without network. A path loads that file; a ``<stem>.json`` beside it (as the training script
 writes) gives its architecture and sha256, which is checked. Every load uses
 ``torch.load(weights_only=True)``.
 """
@@ -36,9 +43,11 @@ import torch
 from distinv.files import write_atomically
 
 __all__ = [
+    "SHIPPED_TRAINING",
     "SOURCES",
     "WeightsHashError",
     "available_denoisers",
+    "shipped_record",
     "default_cache_dir",
     "fetch_official_weights",
     "load_denoiser",
@@ -47,6 +56,14 @@ __all__ = [
 ]
 
 SOURCES = ("shipped", "download")
+#: distinv's own denoisers and the ``data_scripts/train_denoiser.py`` options that train each;
+#: a name ships once its ``weights/<name>.json`` and ``.pt`` are there.
+SHIPPED_TRAINING = {
+    "drunet-small-gray": "--channels 1",
+    "drunet-small-color": "--channels 3",
+    "drunet-small-ct": "--dataset ct-phantoms --channels 1",
+    "drunet-small-radio": "--dataset radio-skies --channels 1",
+}
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CACHE_ENV = "DISTINV_WEIGHTS_CACHE"
 
@@ -107,11 +124,25 @@ def _shipped_records() -> dict[str, dict]:
     }
 
 
+def shipped_record(name: str) -> dict:
+    """The training record of a shipped denoiser (architecture, data, training, validation table).
+
+    :param str name: a shipped denoiser, e.g. ``"drunet-small-ct"``.
+
+    >>> [row["sigma"] for row in shipped_record("drunet-small-gray")["validation"]][:2]
+    [0.025, 0.05]
+    """
+    records = _shipped_records()
+    if name not in records:
+        raise ValueError(f"name must be a shipped denoiser, one of {sorted(records)}, got {name!r}")
+    return records[name]
+
+
 def available_denoisers() -> dict[str, str]:
     """Names that :func:`load_denoiser` accepts, each with a one-line description.
 
-    >>> sorted(available_denoisers())
-    ['drunet-color', 'drunet-gray', 'drunet-small-color', 'drunet-small-gray']
+    >>> {'drunet-color', 'drunet-gray', 'drunet-small-color', 'drunet-small-gray'} <= set(available_denoisers())
+    True
     """
     names = {
         name: f"distinv DRUNet, {r['architecture']['in_channels']} channel(s), "
@@ -233,9 +264,10 @@ def load_denoiser(
         official weights through the cache) or a path to a state-dict file.
     :param str device: where the network lives.
     :param str cache_dir: cache for ``"download"``, default :func:`default_cache_dir`.
-    :raises ValueError: unknown name or source, or a source that this name does not have.
+    :raises ValueError: unknown name, source or device, or a source that this name does not have.
     :raises WeightsHashError: the file's sha256 differs from the recorded one.
-    :raises FileNotFoundError: a path source that does not exist.
+    :raises FileNotFoundError: a path source that does not exist, or a name of
+        :data:`SHIPPED_TRAINING` whose weights were not trained yet.
 
     >>> import torch
     >>> denoiser = load_denoiser("drunet-small-gray")
@@ -249,6 +281,11 @@ def load_denoiser(
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be a str or a path, got {type(source).__name__}")
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be a torch device or its name ('cpu', 'cuda', 'cuda:1', ...), "
+                         f"got {device!r}") from error
     path = _as_path(source)
     if path is None and source not in SOURCES:
         raise ValueError(
@@ -258,8 +295,13 @@ def load_denoiser(
     record = _sidecar_record(path) if path is not None else None
     shipped = _shipped_records()
     known = set(shipped) | set(OFFICIAL) | ({record.get("name")} if record else set())
-    if name not in known:
+    if name not in known | set(SHIPPED_TRAINING):
         raise ValueError(f"unknown denoiser name {name!r}; available: {sorted(known - {None})}")
+    if source == "shipped" and name not in shipped and name in SHIPPED_TRAINING:
+        raise FileNotFoundError(
+            f"{name!r} has no weights in {WEIGHTS_DIR} yet: train them with `python "
+            f"data_scripts/train_denoiser.py {SHIPPED_TRAINING[name]}` (or pass a path as source)"
+        )
 
     if source == "shipped" and name in OFFICIAL:
         raise ValueError(
@@ -275,8 +317,11 @@ def load_denoiser(
         arch = record["architecture"]  # a path written by the training script
     elif name in OFFICIAL:
         arch = {"in_channels": OFFICIAL[name].channels, "nc": (64, 128, 256, 512), "nb": 4}
-    else:
+    elif name in shipped:
         arch = shipped[name]["architecture"]
+    else:
+        raise ValueError(f"{name!r} has no architecture record: put the <stem>.json that the training "
+                         f"script wrote beside {path}")
     channels, nc, nb = arch["in_channels"], tuple(arch["nc"]), arch["nb"]
 
     if path is not None:

@@ -133,6 +133,14 @@ register_use_case(UseCase(
     "all-reduce of a size x size float32 image: the collective cost the scaling model needs",
 ))
 register_use_case(UseCase(
-    "images", "distinv.bench.images:run_images", "distinv.bench.images:image_params",
+    "images", "distinv.bench.reconstruction:run_problem", "distinv.bench.reconstruction:image_params",
     "multi-frame deblurring of a natural image: distributed physics + tiled prior inside a solver",
+))
+register_use_case(UseCase(
+    "ct", "distinv.bench.reconstruction:run_problem", "distinv.bench.reconstruction:ct_params",
+    "3D parallel-beam tomography: view groups or z-slabs across ranks + a slice-wise or 3D tiled prior",
+))
+register_use_case(UseCase(
+    "radio", "distinv.bench.reconstruction:run_problem", "distinv.bench.reconstruction:radio_params",
+    "radio interferometry: a Measurement Set's rows split over ranks (NUFFT blocks) + a tiled radio prior",
 ))

@@ -16,8 +16,9 @@ A use case is a :class:`ProblemSpec` (name, option bundle, ``setup``) in the reg
 - ``sqnorm()``: :math:`\|A\|^2` of the operator the solver sees (exact, distributed);
 - ``start(pinv_iterations)``: the start point, the baselines (dict of name → estimate) every solver is
   compared to, and :math:`A^\top y`;
-- ``prior(prior_config, prior_ctx)``: the prior's callable ``(x, sigma)`` in the problem's layout, and
-  ``tv_prox(inner_iterations)``: the TV baseline's ``prox(x, gamma)``;
+- ``prior(prior_config, prior_ctx)``: the prior's callable ``(x, sigma)`` in the problem's layout,
+  ``tv_prox(inner_iterations)``: the TV baseline's ``prox(x, gamma)``, and ``wavelet_prox(inner_iterations)``:
+  the wavelet-l1 baseline's (a default here: deepinv's ``WaveletPrior`` on the whole image);
 - ``quality(x)``: a collective returning the metrics of ``x`` (rank 0's value counts): a dict with at
   least ``psnr`` and ``ssim``;
 - ``rank_record()`` / ``result_extras(...)``: what this rank adds to the per-rank table, and what rank 0
@@ -86,6 +87,8 @@ class RankProblem:
     tv_scale: float = 1.0
     #: channels the prior sees
     channels: int = 1
+    #: the name of the problem's direct reconstruction (its start point), e.g. ``"fbp"``; ``None``: none
+    direct_solver: str | None = None
 
     def sqnorm(self) -> float:
         r""":math:`\|A\|^2` of the operator the solver sees."""
@@ -102,6 +105,39 @@ class RankProblem:
     def tv_prox(self, inner_iterations: int) -> Callable:
         """``prox(x, gamma)`` of the TV baseline, in this problem's layout."""
         raise NotImplementedError
+
+    #: the wavelet baseline's dictionary: one wavelet name, or a list of names (deepinv averages their proxes)
+    wavelets: str | list = "db4"
+    #: decomposition levels of the wavelet baseline
+    wavelet_levels: int = 3
+
+    def wavelet_prox(self, inner_iterations: int) -> Callable:
+        r"""``prox(x, gamma)`` of :math:`\gamma\|\Psi x\|_1` (detail coefficients), deepinv's ``WaveletPrior``.
+
+        The default acts on a replicated 2D iterate ``(B, C, H, W)`` on every rank (no communication);
+        problems with another layout or positivity override it. With a list of wavelets (:attr:`wavelets`)
+        the prox is iterative (``inner_iterations`` is then its iteration count), else exact.
+
+        :param int inner_iterations: iterations of an iterative prox.
+
+        >>> prox = RankProblem().wavelet_prox(1)
+        >>> x = torch.zeros(1, 1, 16, 16); x[..., 8, 8] = 1.0
+        >>> float(prox(x, gamma=0.0).sub(x).abs().max()) < 1e-5, float(prox(x, gamma=10.0).abs().max()) < 1.0
+        (True, True)
+        """
+        from deepinv.optim.prior import WaveletPrior
+
+        if self.layout != "replicated":
+            raise NotImplementedError(f"the default wavelet prox needs a replicated iterate, this problem's layout "
+                                      f"is {self.layout!r}: override wavelet_prox")
+        prior = WaveletPrior(level=self.wavelet_levels, wv=self.wavelets, p=1)
+        if isinstance(self.wavelets, list):
+            prior.WaveletDenoiser.max_iter = inner_iterations
+
+        def prox(x: torch.Tensor, gamma: float) -> torch.Tensor:
+            return prior.prox(x, ths=1.0, gamma=gamma)
+
+        return prox
 
     def quality(self, x: torch.Tensor) -> dict[str, float] | None:
         """Metrics of ``x`` (a collective; rank 0's value counts, other ranks may return ``None``)."""

@@ -34,6 +34,7 @@ from deepinv.physics import Blur, BlurFFT, Downsampling, LinearPhysics
 from deepinv.physics.functional import gaussian_blur
 
 from distinv.problems.base import RankProblem
+from distinv.validation import check_finite
 
 __all__ = [
     "DeblurringConfig", "SKIMAGE_IMAGES", "PADDINGS", "ground_truth", "make_physics", "physics_factory",
@@ -184,11 +185,13 @@ def ground_truth(config: DeblurringConfig, device: torch.device | str = "cpu") -
     :param DeblurringConfig config: the problem.
     :param torch.device device: where the tensor lives.
     :return: tensor of shape ``(1, channels, size, size)``.
+    :raises ValueError: the image (a float file) holds a NaN or an infinity.
 
     >>> ground_truth(DeblurringConfig(size=32, channels=1, blur_sigma=(1.0, 0.5))).shape
     torch.Size([1, 1, 32, 32])
     """
     array = _load_image(config.image)
+    check_finite(f"image {config.image!r}", array)  # a float file (TIFF) may hold NaN or Inf
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float()

@@ -31,8 +31,10 @@ Backends:
   Kaiser-Bessel, oversampling 2, complex64), the reference. Its ``norm="ortho"`` divides by the
   oversampled grid size :math:`\sqrt{2N \cdot 2N} = 2N`, multiplied back here; its frequencies are
   :math:`\omega = (-2\pi v\delta, -2\pi u\delta)`.
+- ``"cufinufft"``: FINUFFT's GPU library on CUDA tensors, the same transforms as ``"finufft"`` (for the GPU
+  check; it needs the ``cufinufft`` wheel and a GPU, so the CPU tests do not exercise it).
 
-Both are checked against :func:`direct_dft` (tests), and are differentiable.
+``"finufft"`` and ``"deepinv"`` are checked against :func:`direct_dft` (tests), and are differentiable.
 
 >>> import torch
 >>> uv = torch.tensor([[0.0, 0.0], [120.0, -40.0]])
@@ -54,7 +56,7 @@ from deepinv.physics import LinearPhysics
 
 __all__ = ["BACKENDS", "RadioNUFFT", "check_cell", "direct_dft", "direct_dft_adjoint", "max_cell_rad"]
 
-BACKENDS = ("finufft", "deepinv")
+BACKENDS = ("finufft", "deepinv", "cufinufft")
 _ARCSEC = math.pi / (180 * 3600)
 
 
@@ -163,6 +165,52 @@ class _FinufftPlans:
         return torch.from_numpy(np.ascontiguousarray(out)).reshape(*batch, self.npix, self.npix)
 
 
+class _CufinufftPlans:
+    """cufinufft plans of one point set on a GPU (torch CUDA tensors in and out), made on first use.
+
+    The same interface as :class:`_FinufftPlans`; used by ``backend="cufinufft"`` (the GPU check). Not tested
+    here (no GPU on the CPU machines): ``distinv.bench.radio.gpu_operator_check`` records a failure and
+    falls back to deepinv's torchkbnufft.
+    """
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, npix: int, eps: float, device: torch.device):
+        self.points = {torch.float64: (torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device))}
+        self.points[torch.float32] = tuple(p.float() for p in self.points[torch.float64])
+        self.npix, self.eps, self.device, self._plans = npix, eps, device, {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_plans": {}}
+
+    def plan(self, nufft_type: int, n_trans: int, real: torch.dtype):
+        import cufinufft
+
+        key = (nufft_type, n_trans, real)
+        if key not in self._plans:
+            eps = max(self.eps, 1e-6) if real == torch.float32 else self.eps
+            plan = cufinufft.Plan(nufft_type, (self.npix, self.npix), n_trans=n_trans, eps=eps,
+                                  isign=1 if nufft_type == 2 else -1,
+                                  dtype="complex128" if real == torch.float64 else "complex64")
+            plan.setpts(*self.points[real])
+            self._plans[key] = plan
+        return self._plans[key]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        batch = image.shape[:-2]
+        flat = image.detach().reshape(-1, self.npix, self.npix).contiguous()
+        real = torch.float64 if flat.dtype == torch.complex128 else torch.float32
+        data = flat[0] if flat.shape[0] == 1 else flat
+        out = torch.as_tensor(self.plan(2, flat.shape[0], real).execute(data), device=image.device)
+        return out.reshape(*batch, -1)
+
+    def adjoint(self, vis: torch.Tensor) -> torch.Tensor:
+        batch = vis.shape[:-1]
+        flat = vis.detach().reshape(-1, vis.shape[-1]).contiguous()
+        real = torch.float64 if flat.dtype == torch.complex128 else torch.float32
+        data = flat[0] if flat.shape[0] == 1 else flat
+        out = torch.as_tensor(self.plan(1, flat.shape[0], real).execute(data), device=vis.device)
+        return out.reshape(*batch, self.npix, self.npix)
+
+
 class _Forward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, image, plans):
@@ -204,14 +252,19 @@ class RadioNUFFT(LinearPhysics):
     :param float eps: FINUFFT's relative tolerance (``>= 1e-6`` is used in single precision).
     :param bool real_projection: :meth:`A_adjoint` returns the real part (images are real).
     :param device: ``"cpu"`` (finufft); deepinv's backend also runs on CUDA.
+    :param bool check_aliasing: refuse a cell too large for these points (:func:`check_cell`); a caller
+        that splits the points over ranks checks the longest baseline of all of them instead.
     """
 
     def __init__(self, uv, npix: int, cell_rad: float, weights=None, backend: str = "finufft", eps: float = 1e-6,
-                 real_projection: bool = True, device: torch.device | str = "cpu", **kwargs):
+                 real_projection: bool = True, device: torch.device | str = "cpu", check_aliasing: bool = True,
+                 **kwargs):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "finufft" and torch.device(device).type != "cpu":
             raise ValueError(f"backend='finufft' runs on CPU tensors, got device={device!r}; use backend='deepinv'")
+        if backend == "cufinufft" and torch.device(device).type != "cuda":
+            raise ValueError(f"backend='cufinufft' runs on CUDA tensors, got device={device!r}; use backend='finufft'")
         super().__init__(device=device, **kwargs)
         if isinstance(npix, bool) or not isinstance(npix, (int, np.integer)) or npix < 2:
             raise ValueError(f"npix must be an integer >= 2, got {npix!r}")
@@ -223,7 +276,10 @@ class RadioNUFFT(LinearPhysics):
         if not torch.isfinite(uv).all():
             raise ValueError("uv holds non-finite coordinates")
         uv_max = float(uv.abs().max())
-        check_cell(float(cell_rad), uv_max)
+        if check_aliasing:
+            check_cell(float(cell_rad), uv_max)
+        elif not (isinstance(cell_rad, (int, float)) and math.isfinite(cell_rad) and cell_rad > 0):
+            raise ValueError(f"cell must be a positive finite size, got {cell_rad!r} rad")
         if weights is None:
             weights = torch.ones(uv.shape[0], dtype=torch.float64)
         weights = torch.as_tensor(weights, dtype=torch.float64).detach().cpu()
@@ -242,6 +298,8 @@ class RadioNUFFT(LinearPhysics):
         cols = (2 * math.pi * self.cell_rad * uv[:, 0]).numpy()
         if backend == "finufft":
             self._plans = _FinufftPlans(rows, cols, self.npix, eps)
+        elif backend == "cufinufft":
+            self._plans = _CufinufftPlans(rows, cols, self.npix, eps, torch.device(device))
         else:
             from deepinv.physics import RadioInterferometry
 
@@ -264,13 +322,13 @@ class RadioNUFFT(LinearPhysics):
     def _fourier(self, x: torch.Tensor) -> torch.Tensor:
         """:math:`F x` (unweighted)."""
         x = self._complex(x)
-        if self.backend == "finufft":
+        if self.backend in ("finufft", "cufinufft"):
             return _Forward.apply(x, self._plans)
         return (self._reference.A(x) * self._grid_scale).to(x.dtype)
 
     def _fourier_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """:math:`F^H y` (unweighted, complex)."""
-        if self.backend == "finufft":
+        if self.backend in ("finufft", "cufinufft"):
             return _Adjoint.apply(y, self._plans)
         return (self._reference.A_adjoint(y.to(torch.complex64)) * self._grid_scale).to(y.dtype)
 

@@ -32,11 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PURPOSES", "SKY_TRAINING_SEEDS", "SkyConfig", "check_sky_seed", "load_sky", "point_source_sky",
-           "radio_sky", "save_sky"]
+__all__ = ["PURPOSES", "SKY_TRAINING_SEEDS", "SKY_PRIOR_TRAIN_SEEDS", "SKY_PRIOR_VALIDATION_SEEDS", "SkyConfig",
+           "check_sky_seed", "load_sky", "point_source_sky", "radio_sky", "save_sky", "sky_on_grid", "training_sky"]
 
 #: Seeds reserved for the training skies of a learned prior; every other use draws outside this range.
 SKY_TRAINING_SEEDS = range(1_000_000, 2_000_000)
+#: The part of the reserved range a prior trains on, and the part held out for its validation.
+SKY_PRIOR_TRAIN_SEEDS = range(1_000_000, 1_900_000)
+SKY_PRIOR_VALIDATION_SEEDS = range(1_900_000, 2_000_000)
 PURPOSES = ("evaluation", "training")
 
 
@@ -190,6 +193,30 @@ def radio_sky(config: SkyConfig = SkyConfig(), seed: int = 0, purpose: str = "ev
     return image
 
 
+def training_sky(seed: int, npix: int = 256) -> np.ndarray:
+    """A sky of a prior's training set: the contents of :class:`SkyConfig` drawn at random from ``seed`` too.
+
+    Point counts in [10, 200], 0 to 8 radio galaxies, 0 to 4 diffuse blobs, a flux range
+    ``flux_max / flux_min`` of 10^2.5 to 10^5 (log-uniform), power-law slope in [1.4, 2.2] and diffuse
+    brightness 0.1 to 1 times ``flux_min``: the chapter's default sky lies inside these ranges.
+
+    :param int seed: a seed of :data:`SKY_TRAINING_SEEDS` (checked).
+    :param int npix: image side.
+
+    >>> sky = training_sky(1_000_003, 64)
+    >>> sky.shape, bool(np.array_equal(sky, training_sky(1_000_003, 64)))
+    ((64, 64), True)
+    """
+    check_sky_seed(seed, "training")
+    rng = np.random.default_rng([seed, 1])  # not the stream radio_sky draws from the same seed
+    flux_max = 1.0
+    config = SkyConfig(npix=npix, n_points=int(rng.integers(10, 201)), n_galaxies=int(rng.integers(0, 9)),
+                       n_diffuse=int(rng.integers(0, 5)), flux_min=flux_max / 10 ** rng.uniform(2.5, 5.0),
+                       flux_max=flux_max, slope=float(rng.uniform(1.4, 2.2)))
+    config = SkyConfig(**{**config.__dict__, "diffuse_brightness": config.flux_min * float(rng.uniform(0.1, 1.0))})
+    return radio_sky(config, seed, purpose="training")
+
+
 def point_source_sky(npix: int, sources: list[tuple[int, int, float]]) -> np.ndarray:
     """An ``(npix, npix)`` sky of unresolved sources ``(row, column, flux_jy)`` on pixel centres.
 
@@ -228,3 +255,47 @@ def load_sky(path: str | os.PathLike) -> dict:
     """A sky file as ``{"image", "cell_arcsec", "ra_deg", "dec_deg"}`` (the last two when present)."""
     with np.load(path) as npz:
         return {key: (npz[key] if key == "image" else float(npz[key])) for key in npz.files}
+
+
+def sky_on_grid(image: np.ndarray, cell_arcsec: float, npix: int, target_cell_arcsec: float) -> tuple[np.ndarray, str]:
+    """A sky (Jy per pixel) on another grid: the same image when the grids agree, else its flux re-binned.
+
+    Each pixel of ``image`` is a point component at its centre (as the simulator treats it,
+    ``data_scripts/simulate_observation.py``); when the grid differs, every component's flux goes to the
+    target pixel nearest its (l, m), so the total flux inside the target field is kept and positions move
+    by at most half a target cell. Components outside the target field are dropped (the note says how
+    much flux).
+
+    :param numpy.ndarray image: ``(N, N)`` Jy per pixel, ``img[i, j]`` at ``l = (j - N//2)·cell``,
+        ``m = (i - N//2)·cell``.
+    :param float cell_arcsec: its pixel size.
+    :param int npix: target side.
+    :param float target_cell_arcsec: target pixel size.
+    :return: ``(image on the target grid, a note saying which case applied)``.
+
+    >>> sky = point_source_sky(8, [(4, 6, 2.0)])  # 2 Jy at l = 2 cells, m = 0
+    >>> out, note = sky_on_grid(sky, 1.0, 4, 2.0)
+    >>> float(out[2, 3]), note.split(":")[0]
+    (2.0, 'resampled')
+    >>> sky_on_grid(sky, 1.0, 8, 1.0)[1]
+    'the grid of the sky file (8² pixels of 1 arcsec)'
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2 or image.shape[0] != image.shape[1]:
+        raise ValueError(f"image must be square (N, N), got shape {image.shape}")
+    n = image.shape[0]
+    if n == npix and math.isclose(cell_arcsec, target_cell_arcsec, rel_tol=1e-9):
+        return image.copy(), f"the grid of the sky file ({n}² pixels of {cell_arcsec:g} arcsec)"
+    rows, cols = np.nonzero(image)
+    l_cells = (cols - n // 2) * cell_arcsec / target_cell_arcsec
+    m_cells = (rows - n // 2) * cell_arcsec / target_cell_arcsec
+    target_cols = np.floor(l_cells + 0.5).astype(np.int64) + npix // 2
+    target_rows = np.floor(m_cells + 0.5).astype(np.int64) + npix // 2
+    inside = (target_rows >= 0) & (target_rows < npix) & (target_cols >= 0) & (target_cols < npix)
+    out = np.zeros((npix, npix))
+    flux = image[rows, cols]
+    np.add.at(out, (target_rows[inside], target_cols[inside]), flux[inside])
+    dropped = float(flux[~inside].sum())
+    note = (f"resampled: {n}² pixels of {cell_arcsec:g} arcsec -> {npix}² of {target_cell_arcsec:g} arcsec, "
+            f"each pixel's flux to the nearest target pixel; {dropped:.4g} Jy outside the field dropped")
+    return out, note

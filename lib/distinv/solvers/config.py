@@ -6,10 +6,15 @@ from dataclasses import dataclass
 
 from distinv.tiling.config import SCHEDULES
 
-__all__ = ["SOLVERS", "IMPLEMENTATIONS", "SolverConfig", "PriorConfig"]
+__all__ = ["SOLVERS", "DIRECT_SOLVERS", "IMPLEMENTATIONS", "SolverConfig", "PriorConfig"]
 
-#: Solver names: plug-and-play proximal gradient, plug-and-play half-quadratic splitting, TV (FISTA).
-SOLVERS = ("pnp-pgd", "pnp-hqs", "tv")
+#: Solver names: plug-and-play proximal gradient, plug-and-play half-quadratic splitting, TV (ADMM), the
+#: unrolled (trained) PnP-HQS network of :mod:`distinv.solvers.unrolled`, ``"fbp"``: the direct
+#: reconstruction of problems that have one (the CT problem's start point, no iterations), and
+#: ``"wavelet"``: wavelet-l1 sparsity (ADMM, the same iterations as TV with the problem's wavelet prox).
+SOLVERS = ("pnp-pgd", "pnp-hqs", "tv", "unrolled", "fbp", "wavelet")
+#: Solvers that do not iterate: the problem's own direct reconstruction.
+DIRECT_SOLVERS = ("fbp",)
 #: Tiled-prior implementations: distinv's ``TiledDenoiser``, deepinv's ``DistributedProcessing``, or the
 #: denoiser applied to the whole image on every rank (``"none"``, a reference).
 IMPLEMENTATIONS = ("distinv", "deepinv", "none")
@@ -37,9 +42,16 @@ class SolverConfig:
     :param int cg_iterations: conjugate-gradient iterations of the HQS data step.
     :param float tv_weight: TV weight relative to the noise: the objective is
         :math:`\tfrac12\sum_k\|A_kx-y_k\|^2 + \lambda\,\mathrm{TV}(x)`, :math:`\lambda = \text{tv\_weight}\cdot\sigma_n\sqrt K`.
-    :param float tv_rho: ADMM penalty :math:`\rho` of the TV baseline.
-    :param int tv_inner_iterations: iterations of deepinv's TV proximal solver per outer iteration.
+    :param float tv_rho: ADMM penalty :math:`\rho` of the TV baseline (and of the wavelet one).
+    :param int tv_inner_iterations: iterations of deepinv's TV proximal solver per outer iteration (and of
+        the wavelet prox when it is iterative: a dictionary of several wavelets).
+    :param float wavelet_weight: ``solver="wavelet"``: the weight of :math:`\|\Psi x\|_1` relative to the
+        noise, :math:`\lambda = \text{wavelet\_weight}\cdot s_{TV}` (the TV weight's scale).
     :param int pinv_iterations: CG iterations of the pseudo-inverse reported as a baseline (``0``: skip).
+    :param str unrolled_weights: ``solver="unrolled"``: a shipped unrolled network's name, ``"auto"`` (the one
+        for the problem's channels) or the path of a ``.pt`` with its ``.json`` record. Its layer count
+        replaces ``iterations``, its learned :math:`\sigma_t` the schedule, its own denoiser the prior's
+        network (tiled as the prior options say).
 
     >>> [round(s, 4) for s in SolverConfig(solver="pnp-hqs").sigmas(3)]
     [0.1, 0.0447, 0.02]
@@ -56,6 +68,8 @@ class SolverConfig:
     tv_rho: float = 0.05
     tv_inner_iterations: int = 30
     pinv_iterations: int = 20
+    unrolled_weights: str = "auto"
+    wavelet_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
@@ -71,12 +85,18 @@ class SolverConfig:
         _positive("tv_weight", self.tv_weight)
         _positive("tv_rho", self.tv_rho)
         _positive("tv_inner_iterations", self.tv_inner_iterations, integer=True)
+        _positive("wavelet_weight", self.wavelet_weight)
         _positive("pinv_iterations", self.pinv_iterations, integer=True, allow_zero=True)
+        if not isinstance(self.unrolled_weights, str) or not self.unrolled_weights:
+            raise ValueError(f"unrolled_weights must be a name, 'auto' or a path, got {self.unrolled_weights!r}")
 
     def sigmas(self, iterations: int | None = None) -> list[float]:
         r"""Denoiser strengths :math:`\sigma_t`, geometric from ``sigma_start`` to ``sigma_end``."""
         n = self.iterations if iterations is None else iterations
-        defaults = {"pnp-hqs": (0.1, 0.02), "pnp-pgd": (0.03, 0.03), "tv": (0.0, 0.0)}[self.solver]
+        if self.solver in ("tv", "fbp", "wavelet"):  # no denoiser: no strengths (whatever sigma_* say)
+            return [0.0] * n
+        defaults = {"pnp-hqs": (0.1, 0.02), "pnp-pgd": (0.03, 0.03),
+                    "unrolled": (0.1, 0.02)}[self.solver]  # unrolled: the network's learned ones replace these
         start = defaults[0] if self.sigma_start is None else self.sigma_start
         end = defaults[1] if self.sigma_end is None else self.sigma_end
         if n == 1 or start == end:
@@ -128,6 +148,9 @@ class PriorConfig:
             raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {self.implementation!r}")
         _positive("patch", self.patch, integer=True)
         _positive("overlap", self.overlap, integer=True, allow_zero=True)
+        if self.implementation == "distinv" and self.overlap >= self.patch:  # else TilingConfig refuses it on the ranks
+            raise ValueError(f"overlap must be smaller than patch (0 <= overlap < patch), got overlap={self.overlap} "
+                             f">= patch={self.patch}")
         if self.max_batch_size is not None:
             _positive("max_batch_size", self.max_batch_size, integer=True)
         if self.layout != "replicated":

@@ -26,7 +26,7 @@ __all__ = ["StackedDataTerm", "ShardedDataTerm", "conjugate_gradient", "local_do
 
 
 def local_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """:math:`\langle a, b\rangle` over the whole tensor, accumulated in float64."""
+    r""":math:`\langle a, b\rangle` over the whole tensor, accumulated in float64."""
     return torch.sum(a * b, dtype=torch.float64)
 
 

@@ -27,6 +27,10 @@ With :math:`f(x) = \tfrac12\sum_k\|A_kx-y_k\|^2`, :math:`L = \|A\|^2` and a deno
   the same CG data step as HQS, and the problem's TV proximal operator (deepinv's ``TVPrior``: on every
   rank on the whole image for a replicated iterate, slice by slice on each rank's slab for a sharded
   volume). Unlike HQS, ADMM converges to the minimiser of the TV objective.
+
+- **Wavelet** (the sparsity baseline, uSARA-like), the same ADMM on :math:`f(x) + \lambda\|\Psi x\|_1`,
+  :math:`\lambda = w_{\Psi}\,s_{TV}`, with the problem's wavelet proximal operator
+  (:meth:`~distinv.problems.base.RankProblem.wavelet_prox`: deepinv's ``WaveletPrior`` by default).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ def _synchronize(device: torch.device) -> None:
 #: Communication sites of each phase: the data term's, and the prior's (deepinv's tiler through an
 #: accounted context, distinv's ``TiledDenoiser`` directly).
 PHASE_SITES = {"physics": ("physics.",), "prior": ("prior.", "tiling.")}
+#: Solvers that run ADMM with a proximal operator (``prior(x, gamma=...)``) instead of a denoiser.
+ADMM_SOLVERS = ("tv", "wavelet")
 
 
 def _comm_seconds(prefixes: tuple[str, ...] | None = None) -> float:
@@ -126,9 +132,9 @@ class Solver:
     def __post_init__(self):
         self.sigmas = self.config.sigmas()
         self.device = self.x.device
-        if self.config.solver in ("pnp-hqs", "tv") and self.aty is None:
+        if self.config.solver in ("pnp-hqs",) + ADMM_SOLVERS and self.aty is None:
             self.aty = self.data.back_projection()
-        if self.config.solver == "tv":
+        if self.config.solver in ADMM_SOLVERS:
             self._u = torch.zeros_like(self.x)
 
     def step(self, t: int) -> PhaseTimes:
@@ -149,8 +155,8 @@ class Solver:
                     z = self.data.proximal(self.x - self._u, self.config.tv_rho, self.config.cg_iterations, self.aty)
                     v = z + self._u
             with _Phase(self.device, "prior") as prior_phase:
-                if solver == "tv":
-                    weight = self.config.tv_weight * self.tv_scale
+                if solver in ADMM_SOLVERS:
+                    weight = (self.config.tv_weight if solver == "tv" else self.config.wavelet_weight) * self.tv_scale
                     x_new = self.prior(v, gamma=weight / self.config.tv_rho)
                     self._u = v - x_new
                 else:
@@ -169,10 +175,14 @@ def make_solver(config: SolverConfig, data, prior: Callable, x0: torch.Tensor, s
                 aty: torch.Tensor | None = None, tv_scale: float | None = None) -> Solver:
     r"""A :class:`Solver` for ``config.solver`` starting at ``x0``.
 
+    For ``"unrolled"`` it is a :class:`~distinv.solvers.unrolled.UnrolledSolver` whose ``config.iterations``
+    is the network's layer count (read the loop length from the returned solver's ``config``).
+
     :param SolverConfig config: solver options.
     :param data: the data term (:class:`StackedDataTerm` or :class:`~distinv.solvers.data_term.ShardedDataTerm`).
     :param callable prior: tiled denoiser ``(x, sigma)`` for PnP; for ``"tv"`` the TV proximal operator
-        ``prox(x, gamma=...)`` (``None``: deepinv's ``TVPrior`` on the whole signal).
+        ``prox(x, gamma=...)`` (``None``: deepinv's ``TVPrior`` on the whole signal); for ``"unrolled"`` the
+        tiled prior whose network is replaced by the unrolled network's own denoiser.
     :param torch.Tensor x0: start point.
     :param float sqnorm: :math:`\|A\|^2`.
     :param float sigma_n: noise level.
@@ -182,6 +192,10 @@ def make_solver(config: SolverConfig, data, prior: Callable, x0: torch.Tensor, s
     """
     if not sqnorm > 0:
         raise ValueError(f"sqnorm must be > 0, got {sqnorm!r}")
+    if config.solver == "unrolled":  # the trained network: its layers are the iterations (see its module)
+        from distinv.solvers.unrolled import make_unrolled_solver
+
+        return make_unrolled_solver(config, data, prior, x0, sigma_n, aty)
     if config.solver == "tv" and prior is None:
         from deepinv.optim.prior import TVPrior
 

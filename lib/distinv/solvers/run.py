@@ -36,9 +36,9 @@ import torch
 from distinv.bench.measure import PeakTracker
 from distinv.distributed import comm
 from distinv.problems import DEFAULT_PROBLEM, get_problem, problem_names
-from distinv.solvers.config import PriorConfig, SolverConfig
+from distinv.solvers.config import DIRECT_SOLVERS, SOLVERS, PriorConfig, SolverConfig
 from distinv.solvers.context import AccountedContext
-from distinv.solvers.iterations import make_solver
+from distinv.solvers.iterations import PhaseTimes, make_solver
 
 __all__ = ["RunOptions", "split_config", "default_config", "run_reconstruction", "DEVICES"]
 
@@ -177,22 +177,43 @@ def run_reconstruction(cfg: dict) -> dict | None:
             t0 = time.perf_counter()
             sqnorm = problem.sqnorm()
             setup["t_norm"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
             x_init, baselines, aty = problem.start(solver_cfg.pinv_iterations)
+            t_start = time.perf_counter() - t0
+            from distinv.validation import check_reconstruction_inputs  # NaN/Inf: an error now, not a NaN PSNR
+
+            check_reconstruction_inputs(x_init, baselines, aty, problem.data)
+            direct = solver_cfg.solver in DIRECT_SOLVERS
+            if direct and problem.direct_solver != solver_cfg.solver:
+                raise ValueError(f"solver={solver_cfg.solver!r} is a direct reconstruction that problem {spec.name!r} "
+                                 f"does not have (its own: {problem.direct_solver!r}); use one of "
+                                 f"{[s for s in SOLVERS if s not in DIRECT_SOLVERS]}")
             if solver_cfg.solver == "tv":
                 prior = problem.tv_prox(solver_cfg.tv_inner_iterations)
-            else:
+            elif solver_cfg.solver == "wavelet":
+                prior = problem.wavelet_prox(solver_cfg.tv_inner_iterations)
+            elif not direct:
                 prior = problem.prior(prior_cfg, prior_ctx)
-            solver = make_solver(solver_cfg, data, prior, x_init, sqnorm, problem.sigma_n, aty,
-                                 tv_scale=problem.tv_scale)
+            solver = None if direct else make_solver(solver_cfg, data, prior, x_init, sqnorm, problem.sigma_n, aty,
+                                                     tv_scale=problem.tv_scale)
+            if solver is not None:
+                solver_cfg = solver.config  # "unrolled": the network's layer count replaces the iterations
             setup["t_setup"] = time.perf_counter() - started
             # the iterations' peak: what setup left resident counts, the metrics' temporaries do not
             peak = PeakTracker(device)
 
             history, local_rows = [], []
-            bar = _progress_bar(solver_cfg.iterations, enabled=options.progress and rank == 0)
-            for t in range(solver_cfg.iterations):
+            if direct:  # one row: the start point, timed as the whole of setup's start()
+                with peak.excluded():
+                    metrics = problem.quality(x_init)
+                row = {"iteration": 0, "sigma": None, **asdict(PhaseTimes(t_total=t_start, t_grad=t_start))}
+                history.append({**row, **(metrics or {})})
+                local_rows.append({"peak_mem_bytes": peak.read(), "comm_bytes": 0})
+            bar = _progress_bar(solver_cfg.iterations, enabled=options.progress and rank == 0 and not direct)
+            for t in range(0 if direct else solver_cfg.iterations):
                 times = solver.step(t)
-                row = {"iteration": t + 1, "sigma": solver.sigmas[t] if solver_cfg.solver != "tv" else None}
+                denoised = solver_cfg.solver not in ("tv", "wavelet")
+                row = {"iteration": t + 1, "sigma": solver.sigmas[t] if denoised else None}
                 row.update(asdict(times))
                 last = t + 1 == solver_cfg.iterations
                 if (t + 1) % options.metrics_every == 0 or last:
@@ -210,7 +231,7 @@ def run_reconstruction(cfg: dict) -> dict | None:
                         bar.set_postfix(psnr=f"{row['psnr']:.2f}")
             if bar is not None:
                 bar.close()
-            x_hat = solver.x
+            x_hat = x_init if direct else solver.x
             with torch.no_grad(), peak.excluded():
                 final_metrics = problem.quality(x_hat)
                 baseline_metrics = {name: None if x is None else problem.quality(x) for name, x in baselines.items()}
@@ -254,7 +275,7 @@ def _final(metrics: dict, baseline_metrics: dict, solver_cfg, sqnorm: float, his
         "sqnorm": sqnorm, "step": solver_cfg.step_scale / sqnorm if solver_cfg.solver == "pnp-pgd" else None,
         "peak_mem_bytes": max(r["peak_mem_bytes"] for r in per_rank),
         "comm_bytes_per_iteration": sum(row["comm_bytes"] for row in history) / len(history),
-        "iterations": len(history), "nprocs": world, "device": _device_name(device),
+        "iterations": sum(1 for row in history if row["iteration"] > 0), "nprocs": world, "device": _device_name(device),
         "threads": torch.get_num_threads(), **setup,
     })
     return out
