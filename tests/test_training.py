@@ -109,6 +109,7 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     ({"lr": -1e-3}, ValueError, r"lr must be > 0, got -0.001"),
     ({"lr_scalars": 0.0}, ValueError, r"lr_scalars must be > 0, got 0.0"),
     ({"crop": 600}, ValueError, r"crop must be <= image_side \(the photos are 512² before cropping\), got crop=600"),
+    ({"crop": 80, "image_side": 64}, ValueError, r"crop must be <= image_side \(the photos are 64² before cropping\)"),
     ({"crop": 8}, ValueError, r"crop must be >= 16, got 8"),
     ({"layout": "slabs"}, ValueError, r"layout must be one of \('replicated', 'sharded'\), got 'slabs'"),
     ({"init": "pretrained"}, ValueError, r"init must be one of \('shipped', 'random-tiny'\), got 'pretrained'"),
@@ -163,3 +164,29 @@ def test_quality_summary_finds_the_targets():
     assert summary["hqs_best"] == {"iterations": 8, "psnr": 31.0, "seconds": 8.0}
     assert summary["unrolled_to_hqs_best_s"] == 2.0 and summary["speedup_to_hqs_best"] == 4.0
     assert summary["layer_over_iteration_time"] == 1.0
+
+
+def test_training_script_keeps_one_card_section_per_network(tmp_path):
+    from data_scripts_loader import load_data_script
+
+    script = load_data_script("train_unrolled")
+    assert script.training_photos(1) == list(script.TRAIN_IMAGES)
+    assert "brick" not in script.training_photos(3) and "astronaut" in script.training_photos(3)  # colour only
+    record = {"name": "unrolled-test", "file": "unrolled-test.pt", "size_bytes": 8.5e6, "dtype": "fp16", "sha256": "ab",
+              "sigmas": [0.1, 0.02], "weights": [0.25, 0.3],
+              "architecture": {"n_layers": 2, "cg_iterations": 5, "denoiser": {"in_channels": 1, "nc": [8], "nb": 1}},
+              "data": {"train": ["brick"], "validation": ["camera"], "validation_size": 64},
+              "training": {"denoiser_init": "drunet-small-gray", "K": 4, "blur_sigma": [3.0, 0.7], "sigma_n": 0.01,
+                           "loss": "psnr", "image_side": 512, "crop": 96, "steps_done": 3, "minutes": 0.1,
+                           "device": "cpu", "device_name": "x", "nprocs": 1, "layout": "replicated", "batch": 1,
+                           "lr": 1e-4, "lr_scalars": 1e-2, "seed": 0, "torch": "t", "deepinv": "d", "commit": "c",
+                           "date": "now"},
+              "validation": [{"image": "camera", "psnr_init": 20.0, "psnr_hqs": 30.0, "psnr_unrolled": 31.0,
+                              "seconds_hqs": 1.0, "seconds_unrolled": 1.0}]}
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text("# cards\n\n## drunet-small-gray\n\nkept\n")
+    script.write_card_section(record, card)
+    script.write_card_section(dict(record, validation=[dict(record["validation"][0], psnr_unrolled=32.5)]), card)
+    text = card.read_text()
+    assert text.count("## unrolled-test") == 1 and "| camera | 20.00 | 30.00 | 32.50 |" in text
+    assert text.startswith("# cards\n\n## drunet-small-gray\n\nkept\n")

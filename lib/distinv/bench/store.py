@@ -201,17 +201,24 @@ class RunLock:
 
     @classmethod
     def _create(cls, path: Path) -> "RunLock | None":
-        try:
-            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
                 "process_started": _process_start_time(os.getpid()), "token": secrets.token_hex(8)}
+        # The content is written to a private file first and hard-linked to the lock's name (which fails if
+        # the name exists): the lock appears with its content, so a holder killed while taking it never
+        # leaves an empty lock that only ages out.
+        draft = path.with_name(f".{path.name}.{info['token']}")
         try:
-            os.write(handle, json.dumps(info).encode())  # one write: a reader sees all of it or nothing
-            os.fsync(handle)
+            handle = os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            try:
+                os.write(handle, json.dumps(info).encode())
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+            os.link(draft, path)
+        except FileExistsError:
+            return None
         finally:
-            os.close(handle)
+            draft.unlink(missing_ok=True)
         return cls(path, info)
 
     def release(self) -> None:

@@ -85,7 +85,7 @@ def distribution_table(runs: dict):
     ...              comm_bytes_per_iteration=1e6, nprocs=2)
     >>> result = {"final": final, "config": {"distribution": "slabs"}, "per_rank": [
     ...     {"peak_mem_bytes": 2**21, "baseline_mem_bytes": 2**20}] * 2}
-    >>> distribution_table({"slabs": result}).data.iloc[0]["data MiB / rank (max)"]
+    >>> float(distribution_table({"slabs": result}).data.iloc[0]["data MiB / rank (max)"])
     1.0
     """
     import pandas as pd
@@ -111,8 +111,8 @@ def quality_table(document: dict):
     :param dict document: what ``python -m distinv.bench.ct quality`` wrote (``"rows"``: method, weight,
         PSNR, SSIM, seconds).
 
-    >>> quality_table({"rows": [{"method": "fbp", "psnr": 25.0, "ssim": 0.7, "seconds": 1.0}]}).data.shape
-    (1, 5)
+    >>> quality_table({"rows": [{"method": "fbp", "psnr": 25.0, "ssim": 0.7, "seconds": 1.0}]}).data.columns.tolist()
+    ['method', 'PSNR (dB)', 'SSIM', 'seconds']
     """
     import pandas as pd
 
@@ -179,7 +179,7 @@ def memory_table(document: dict):
     :param dict document: the memory benchmark's document.
 
     >>> doc = {"rows": [{"size": 32, "nprocs": 1, "data_mib": 8.0, "baseline_mib": 500.0, "peak_mib": 508.0}]}
-    >>> memory_table(doc).data.iloc[0]["vs ideal 1/P"]
+    >>> float(memory_table(doc).data.iloc[0]["vs ideal 1/P"])
     1.0
     """
     import pandas as pd

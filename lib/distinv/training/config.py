@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["UnrolledTrainingConfig", "LAYOUTS", "INITS", "LOSSES", "DTYPES", "RUN_KEYS"]
+__all__ = ["UnrolledTrainingConfig", "LAYOUTS", "INITS", "LOSSES", "DTYPES", "RUN_KEYS", "TRAINING_PHOTOS"]
 
 #: Where the iterate lives on each rank: the whole image (operators dealt across ranks by deepinv's
 #: ``DistributedStackedLinearPhysics``), or one slab of rows per rank (every operator a distinv ``ShardedBlur``).
@@ -17,6 +17,10 @@ INITS = ("shipped", "random-tiny")
 #: dB count alike in a mean PSNR).
 LOSSES = ("mse", "psnr")
 DTYPES = ("float32", "float64")
+#: The denoisers' training photos (``TRAIN_IMAGES`` of ``data_scripts/train_denoiser.py``; its validation photos,
+#: :data:`distinv.training.quality.HELD_OUT_PHOTOS`, are held out).
+TRAINING_PHOTOS = ("astronaut", "coffee", "rocket", "retina", "immunohistochemistry", "hubble_deep_field", "brick",
+                   "grass", "gravel", "moon", "clock", "page", "text")
 #: Options that do not change the sequence of parameters a run computes (a resumed run may change them).
 RUN_KEYS = ("steps", "checkpoint_every", "device", "minutes", "progress")
 
@@ -36,6 +40,8 @@ def _number(name: str, value, *, integer: bool = False, minimum: float | None = 
 @dataclass(frozen=True)
 class UnrolledTrainingConfig:
     r"""One training run: the network, the problem it learns, the optimiser, the layout and memory options.
+
+    The defaults are the settings of the shipped ``unrolled-hqs-gray`` (``data_scripts/train_unrolled.py``).
 
     The problem is the natural-images one of chapter 01 on random crops: each step draws ``batch`` crops of
     ``crop``² from the training photos (each photo's central square resized to ``image_side``², as
@@ -80,16 +86,16 @@ class UnrolledTrainingConfig:
     ValueError: lr must be > 0, got 0
     """
 
-    images: tuple = ("astronaut", "coffee", "rocket", "brick", "grass", "gravel", "moon", "clock")
+    images: tuple = TRAINING_PHOTOS
     channels: int = 1
-    n_layers: int = 6
+    n_layers: int = 8
     cg_iterations: int = 5
     init: str = "shipped"
-    loss: str = "mse"
-    steps: int = 300
-    lr: float = 5e-5
-    lr_scalars: float = 2e-2
-    crop: int = 128
+    loss: str = "psnr"
+    steps: int = 170
+    lr: float = 2e-4
+    lr_scalars: float = 3e-2
+    crop: int = 96
     image_side: int = 512
     batch: int = 1
     K: int = 4
