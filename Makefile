@@ -59,6 +59,6 @@ $(SIM_STAMP):
 	@touch $(SIM_STAMP)
 
 # On a GPU node (no venv needed: torch preinstalled, deepinv from carried wheels, see
-# lib/distinv/bench/gpu_check.py): the GPU figures of the issues, JSON under $OUT (default gpu_check_out/).
+# lib/distinv/bench/studies/gpu_check.py): the GPU figures of the issues, JSON under $OUT (default gpu_check_out/).
 gpu-check:
-	PYTHONPATH=lib$${PYTHONPATH:+:$$PYTHONPATH} python3 -m distinv.bench.gpu_check --out $${OUT:-gpu_check_out}
+	PYTHONPATH=lib$${PYTHONPATH:+:$$PYTHONPATH} python3 -m distinv.bench.studies.gpu_check --out $${OUT:-gpu_check_out}

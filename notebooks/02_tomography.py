@@ -191,7 +191,7 @@ time_breakdown_figure(pnp_runs).show()
 # ## Quality against the baselines
 #
 # A single run proves little about quality: the benchmark below solves one held-out phantom with FBP,
-# CGLS, TV at every weight of a grid and PnP-HQS, in one run (`python -m distinv.bench.ct quality`), and
+# CGLS, TV at every weight of a grid and PnP-HQS, in one run (`python -m distinv.bench.studies.ct quality`), and
 # stores the result with its provenance. TV's best weight on this grid is the one the run above used.
 
 # %%
@@ -233,7 +233,7 @@ display(quality_table(quality_doc))
 # ## Memory per rank against volume size
 #
 # With z-slabs, per-rank memory above the process baseline should fall as $1/P$. The benchmark
-# `python -m distinv.bench.ct memory` runs one PnP-HQS iteration per size and rank count and records
+# `python -m distinv.bench.studies.ct memory` runs one PnP-HQS iteration per size and rank count and records
 # each rank's peak resident memory above what it held after its imports.
 
 # %%

@@ -70,7 +70,7 @@ from IPython.display import display
 from myst_nb import glue
 
 import distinv
-from distinv.bench.radio import data_term_model
+from distinv.bench.studies.radio import data_term_model
 from distinv.book import setup_plotly
 from distinv.plots.images import run_label, time_breakdown_figure
 from distinv.plots.radio import (
@@ -285,7 +285,7 @@ time_breakdown_figure(runs).show()
 # denoiser. They dominate as the visibilities grow: the benchmark below times the data term's
 # gradient, $A^\top(Ax - y)$ with its all-reduce, from {glue:text}`radio_grad_min:.0e` to
 # {glue:text}`radio_grad_vis:.0e` visibilities at ${glue:text}`radio_grad_npix`^2$, on 1 and 2 ranks of
-# {glue:text}`radio_grad_threads` thread(s) each (`python -m distinv.bench.radio gradient`, stored with its
+# {glue:text}`radio_grad_threads` thread(s) each (`python -m distinv.bench.studies.radio gradient`, stored with its
 # provenance).
 
 # %%
@@ -365,7 +365,7 @@ display(model_table(model))
 # %% [markdown]
 # ## Quality on a held-out sky
 #
-# One run proves little. The benchmark `python -m distinv.bench.radio quality` simulates another sky
+# One run proves little. The benchmark `python -m distinv.bench.studies.radio quality` simulates another sky
 # (seed outside the prior's), runs the wavelet baseline at every weight of a grid and PnP-HQS, and stores
 # the result with its provenance.
 

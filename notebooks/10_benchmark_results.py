@@ -19,7 +19,7 @@
 # result files by the code below; none is typed by hand.
 #
 # **Method.** A benchmark *grid* (a YAML file in `distinv/bench/configs/`) is the cartesian product
-# of use case × implementation × ranks × image size × prior settings. `distinv.bench.run_config`
+# of use case × implementation × ranks × image size × prior settings. `distinv.bench.runner.run_config`
 # runs each point in fresh ranks through `distinv.launch` (or in place under `torchrun`, see
 # {doc}`../cluster`) and writes its rows to a results folder as soon as it finishes, one CSV file per
 # run, atomically; a rerun skips the points already done. Per iteration, rank 0 records the wall time
@@ -46,8 +46,8 @@
 grids = ["cpu-collectives", "cpu"]  # shipped configurations (or YAML paths) run by this chapter
 results_dir = "../results/local/cpu"  # where this machine's runs are stored
 external_dir = "../results/external"  # one sub-folder per machine whose results were produced elsewhere
-prior_dir = "../results/prior"  # JSON outputs of the tiled-prior benchmark (python -m distinv.bench.prior)
-schedule_dir = "../results/schedule"  # JSON outputs of python -m distinv.bench.schedule
+prior_dir = "../results/prior"  # JSON outputs of the tiled-prior benchmark (python -m distinv.bench.studies.prior)
+schedule_dir = "../results/schedule"  # JSON outputs of python -m distinv.bench.studies.schedule
 run_grids = True  # False: only show what the folders already hold
 force = False  # rerun points already done
 model_image = 4096  # image side of the scaling prediction (as in the published figures)
@@ -65,23 +65,22 @@ import pandas as pd
 from IPython.display import display
 from myst_nb import glue
 
-from distinv.bench import figures
 from distinv.bench.__main__ import resolve_config_path
-from distinv.bench.explorer import ResultsExplorer
 from distinv.bench.findings import (best_speedup, failed_runs_table, rank_agreement, run_counts, sharded_memory_ratio,
                                     time_shares)
-from distinv.bench.prior_report import (FILE_SUMMARY_FORMATS, MEMORY_GROWTH_FORMATS, NETWORK_LAYOUT_FORMATS,
-                                        REGION_FORMATS, TRADEOFF_FORMATS, agreement_cost_figure, best_tradeoff,
-                                        file_summary, load_prior_runs, memory_growth, network_layout_speedups,
-                                        overlap_sweeps, paired_speedups_by_file, prior_table, region_gains,
-                                        slab_share_range, styled_table, tradeoff_table)
 from distinv.bench.runner import run_config
-from distinv.bench.schedule import dynamic_speedups, file_settings, schedule_figure, schedule_table
-from distinv.bench.scaling import (PREDICTION_FORMATS, CollectiveCost, fit_models, load_published_scaling,
-                                   model_constants, predict_all, prediction_table, published_conditions)
 from distinv.bench.store import load_results
+from distinv.bench.studies.scaling import (PREDICTION_FORMATS, CollectiveCost, fit_models, load_published_scaling,
+                                           model_constants, predict_all, prediction_table, published_conditions)
+from distinv.bench.studies.schedule import dynamic_speedups, file_settings, schedule_figure, schedule_table
 from distinv.bench.summary import summarise_runs, variant_label
 from distinv.book import setup_plotly
+from distinv.plots import benchmarks
+from distinv.plots.explorer import ResultsExplorer
+from distinv.plots.prior import (FILE_SUMMARY_FORMATS, MEMORY_GROWTH_FORMATS, NETWORK_LAYOUT_FORMATS, REGION_FORMATS,
+                                 TRADEOFF_FORMATS, agreement_cost_figure, best_tradeoff, file_summary, load_prior_runs,
+                                 memory_growth, network_layout_speedups, overlap_sweeps, paired_speedups_by_file,
+                                 prior_table, region_gains, slab_share_range, styled_table, tradeoff_table)
 from distinv.plots.tables import display_table
 
 setup_plotly()
@@ -131,7 +130,7 @@ glue_numbers("runs", run_counts(runs, failed, ran=sum(len(s.ran) for s in summar
 # runs, with their provenance. A speedup is only ever a ratio of two runs from the same source.
 
 # %%
-provenance = figures.provenance_table(runs)
+provenance = benchmarks.provenance_table(runs)
 provenance.insert(1, "runs", provenance["source"].map(runs["source"].value_counts()))
 display_table(provenance, {})
 
@@ -144,7 +143,7 @@ display_table(provenance, {})
 
 # %%
 for source, part in denoise.groupby("source"):
-    display(figures.time_breakdown_figure(part, title=f"Time per iteration · {source}"))
+    display(benchmarks.time_breakdown_figure(part, title=f"Time per iteration · {source}"))
 glue_numbers("share", time_shares(denoise))
 
 # %% [markdown]
@@ -159,7 +158,7 @@ glue_numbers("share", time_shares(denoise))
 # overlap), is in the table below (folded: click to open).
 
 # %% tags=["hide-output"]
-display_table(figures.summary_table(denoise), {"total ms": "{:.1f}", "prior ms": "{:.1f}", "comm ms": "{:.1f}",
+display_table(benchmarks.summary_table(denoise), {"total ms": "{:.1f}", "prior ms": "{:.1f}", "comm ms": "{:.1f}",
                                                "other ms": "{:.1f}", "comm MiB/it": "{:.1f}", "peak MiB/rank": "{:.0f}",
                                                "PSNR dB": "{:.2f}", "work ×": "{:.3f}"})
 
@@ -171,8 +170,8 @@ display_table(figures.summary_table(denoise), {"total ms": "{:.1f}", "prior ms":
 
 # %%
 for source, part in denoise.groupby("source"):
-    display(figures.speedup_figure(part, title=f"Strong scaling · {source}"))
-glue_numbers("best", best_speedup(figures.speedup_table(denoise)))
+    display(benchmarks.speedup_figure(part, title=f"Strong scaling · {source}"))
+glue_numbers("best", best_speedup(benchmarks.speedup_table(denoise)))
 
 # %% [markdown]
 # The best measured speedup is {glue:text}`best_speedup:.2f`× on {glue:text}`best_ranks` ranks
@@ -187,7 +186,7 @@ glue_numbers("best", best_speedup(figures.speedup_table(denoise)))
 
 # %%
 for source, part in denoise.groupby("source"):
-    display(figures.memory_figure(part, title=f"Peak memory per rank · {source}"))
+    display(benchmarks.memory_figure(part, title=f"Peak memory per rank · {source}"))
 glue_numbers("sharded", sharded_memory_ratio(denoise))
 
 # %% [markdown]
@@ -203,7 +202,7 @@ glue_numbers("sharded", sharded_memory_ratio(denoise))
 
 # %%
 glue_numbers("agreement", rank_agreement(frame))
-figures.psnr_figure(frame[(frame["use_case"] == "denoise") & (frame["source"] == local_source)])
+benchmarks.psnr_figure(frame[(frame["use_case"] == "denoise") & (frame["source"] == local_source)])
 
 # %% [markdown]
 # Across {glue:text}`agreement_pairs` (run, iteration) pairs with a one-rank reference, the largest PSNR
@@ -216,12 +215,12 @@ figures.psnr_figure(frame[(frame["use_case"] == "denoise") & (frame["source"] ==
 
 # %%
 for source, part in denoise.groupby("source"):
-    display(figures.implementation_figure(part, title=f"distinv vs deepinv · {source}"))
+    display(benchmarks.implementation_figure(part, title=f"distinv vs deepinv · {source}"))
 
 # %% [markdown]
 # ## The tiled prior on its own: agreement against cost
 #
-# `python -m distinv.bench.prior` times one denoiser call on a synthetic noisy image: the untiled
+# `python -m distinv.bench.studies.prior` times one denoiser call on a synthetic noisy image: the untiled
 # network, deepinv's `DistributedProcessing` (crop-assign) and distinv's `TiledDenoiser` (smooth
 # blending), in one run per JSON file of `results/prior/` (commands in the README). *Agreement* is
 # the PSNR of the tiled output against the untiled one; the *work multiplier* is the number of pixels
@@ -238,7 +237,7 @@ for source, part in denoise.groupby("source"):
 # %%
 prior_runs = load_prior_runs(prior_dir)
 if prior_runs.empty:
-    raise FileNotFoundError(f"no benchmark file in {prior_dir}: run python -m distinv.bench.prior (see the README)")
+    raise FileNotFoundError(f"no benchmark file in {prior_dir}: run python -m distinv.bench.studies.prior (see the README)")
 files = file_summary(prior_runs)
 glue_numbers("prior", {"files": len(files), "drift_max": files["drift between rounds (max %)"].max() / 100,
                        "spread_max": files["spread of repeats (max %)"].max() / 100,
@@ -339,7 +338,7 @@ glue_numbers("tradeoff", best_tradeoff(sweeps, "deepinv", 32))
 # `TilingConfig(schedule="dynamic")` a rank claims the next batch of tiles, largest first, from a
 # counter in the process group's store whenever it is ready for more, so a rank slowed down by its
 # machine runs fewer tiles. The tilers differ by less than the drift of this machine between
-# launches, so `python -m distinv.bench.schedule` runs distinv's two schedules and deepinv's
+# launches, so `python -m distinv.bench.studies.schedule` runs distinv's two schedules and deepinv's
 # `DistributedProcessing` in the same ranks, one call each in turn, each rank pinned to its own core:
 # once on balanced ranks and once with a busy process sharing one rank's core (the noisy neighbour of
 # a shared node). Inside one launch the ratios are also the least noisy comparison of distinv's
@@ -349,7 +348,7 @@ glue_numbers("tradeoff", best_tradeoff(sweeps, "deepinv", 32))
 # %%
 schedule_files = sorted(Path(schedule_dir).glob("*.json"))
 if not schedule_files:
-    raise FileNotFoundError(f"no schedule benchmark file in {schedule_dir}: run python -m distinv.bench.schedule")
+    raise FileNotFoundError(f"no schedule benchmark file in {schedule_dir}: run python -m distinv.bench.studies.schedule")
 documents = {path.stem: json.loads(path.read_text()) for path in schedule_files}
 for name, document in documents.items():
     schedule_figure(document, title=f"{name}<br><sup>{file_settings(document)}</sup>").show()
@@ -412,7 +411,7 @@ display_table(model_constants(models), {"c_pix (ns/pixel)": "{:.3f}", "alpha (µ
 # not the times. *Conditions of the published figures:* {glue:text}`published_conditions`
 
 # %%
-figures.scaling_figure(predictions, published[published["problem"] == "sr8"],
+benchmarks.scaling_figure(predictions, published[published["problem"] == "sr8"],
                        title=f"Speedup to 64 ranks: model ({model_image}², patch {model_patch} + {model_overlap}) "
                              "vs published V100")
 

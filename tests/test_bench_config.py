@@ -75,8 +75,8 @@ def test_shipped_configurations_are_valid():
 
 def test_registry_rejects_duplicates_and_bad_entries():
     with pytest.raises(ValueError, match="already registered"):
-        register_use_case(UseCase("denoise", "distinv.bench.denoise:run_denoise"))
+        register_use_case(UseCase("denoise", "distinv.bench.use_cases.denoise:run_denoise"))
     with pytest.raises(ValueError, match="entry must be 'module:function'"):
-        register_use_case(UseCase("x_bad_entry", "distinv.bench.denoise.run_denoise"))
+        register_use_case(UseCase("x_bad_entry", "distinv.bench.use_cases.denoise.run_denoise"))
     with pytest.raises(ValueError, match=r"redefines common parameter\(s\) \['nprocs'\]"):
         register_use_case(UseCase("x_clash", "m:f", {"nprocs": 3}))

@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from distinv.bench import figures
-from distinv.bench.explorer import ResultsExplorer
-from distinv.bench.scaling import CollectiveCost, StrongScalingModel, load_published_scaling
+from distinv.plots import benchmarks
+from distinv.plots.explorer import ResultsExplorer
+from distinv.bench.studies.scaling import CollectiveCost, StrongScalingModel, load_published_scaling
 from distinv.bench.summary import summarise_runs, variant_label
 
 
@@ -43,17 +43,17 @@ def test_summary_uses_medians_peaks_and_last_psnr_and_drops_failures(runs):
 
 
 def test_speedup_is_relative_to_the_same_variant_on_one_rank(runs):
-    table = figures.speedup_table(runs).set_index("run_id")
+    table = benchmarks.speedup_table(runs).set_index("run_id")
     assert table.loc["b", "speedup"] == pytest.approx(4.0 / 2.5)
     assert table.loc["c", "speedup"] == pytest.approx(3.0 / 2.0)
     assert table.loc["c", "efficiency"] == pytest.approx(0.75)
-    fig = figures.speedup_figure(runs)
+    fig = benchmarks.speedup_figure(runs)
     speedups = {t.name: list(t.y) for t in fig.data if t.xaxis == "x" and t.name != "ideal"}
     assert speedups == {"deepinv": [1.0, 1.6], "distinv (sharded)": [1.0, 1.5]}
 
 
 def test_time_breakdown_bars_stack_to_the_total(runs):
-    fig = figures.time_breakdown_figure(runs)
+    fig = benchmarks.time_breakdown_figure(runs)
     totals = {}
     for trace in fig.data:
         for label, value in zip(trace.x, trace.y):
@@ -63,7 +63,7 @@ def test_time_breakdown_bars_stack_to_the_total(runs):
 
 
 def test_memory_figure_is_log_log_in_gib(runs):
-    fig = figures.memory_figure(runs)
+    fig = benchmarks.memory_figure(runs)
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     assert max(max(t.y) for t in fig.data) == pytest.approx(5.0)
 
@@ -71,20 +71,20 @@ def test_memory_figure_is_log_log_in_gib(runs):
 def test_psnr_and_implementation_figures_have_one_trace_per_series(runs):
     frame = _tidy()
     frame["variant"] = [variant_label(i, l) for i, l in zip(frame["implementation"], frame["layout"])]
-    assert len(figures.psnr_figure(frame).data) == 4  # 2 variants x (1, 2 ranks)
-    assert {t.name for t in figures.implementation_figure(runs).data} == {"deepinv", "distinv (sharded)"}
+    assert len(benchmarks.psnr_figure(frame).data) == 4  # 2 variants x (1, 2 ranks)
+    assert {t.name for t in benchmarks.implementation_figure(runs).data} == {"deepinv", "distinv (sharded)"}
 
 
 def test_tables(runs):
-    table = figures.summary_table(runs)
+    table = benchmarks.summary_table(runs)
     assert table.loc[0, "total ms"] == 4000.0 and table.loc[0, "peak MiB/rank"] == 4096.0
-    provenance = figures.provenance_table(runs)
+    provenance = benchmarks.provenance_table(runs)
     assert provenance.loc[0, "device_name"] == "cpu0" and provenance.loc[0, "commit"] == "abc"
 
 
 def test_scaling_figure_shows_model_and_published_series():
     model = StrongScalingModel(1e-8, CollectiveCost(1e-5, 1e-10))
-    fig = figures.scaling_figure({"model": model.predict(4096, 448, 32)}, load_published_scaling())
+    fig = benchmarks.scaling_figure({"model": model.predict(4096, 448, 32)}, load_published_scaling())
     names = [t.name for t in fig.data]
     assert names[0] == "model" and "published V100 · sr8 4096²" in names and names[-1] == "ideal"
 

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from distinv.bench.figures import speedup_table
+from distinv.plots.benchmarks import speedup_table
 from distinv.bench.findings import (best_speedup, failed_runs_table, rank_agreement, run_counts, sharded_memory_ratio,
                                     time_shares)
 

@@ -2,7 +2,7 @@
 
 import json
 
-from distinv.bench.gpu_check import main
+from distinv.bench.studies.gpu_check import main
 
 
 def test_gpu_check_dry_run_writes_every_step(tmp_path):

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from distinv.bench.prior_report import (agreement_cost_figure, best_tradeoff, cheapest_at_least_as_good, file_summary,
+from distinv.plots.prior import (agreement_cost_figure, best_tradeoff, cheapest_at_least_as_good, file_summary,
                                         load_prior_runs, memory_growth, network_layout_speedups, network_share,
                                         overlap_sweeps, paired_speedups, paired_speedups_by_file, prior_table,
                                         region_gains, round_drift, slab_share_range, styled_table, tradeoff_table)

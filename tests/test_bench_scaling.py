@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from distinv.bench.scaling import (CollectiveCost, StrongScalingModel, load_published_scaling, prediction_table,
+from distinv.bench.studies.scaling import (CollectiveCost, StrongScalingModel, load_published_scaling, prediction_table,
                                    published_conditions)
 
 

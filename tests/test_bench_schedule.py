@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from distinv.bench import schedule
+from distinv.bench.studies import schedule
 
 
 def test_every_tiler_runs_every_tile_once_and_the_schedules_agree(tmp_path, capsys):

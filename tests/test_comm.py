@@ -165,7 +165,7 @@ def test_accounting_restores_previous_state_and_can_accumulate():
 
 
 def test_overhead_benchmark_reports_every_variant_from_the_same_run():
-    from distinv.bench.comm_overhead import OverheadConfig, measure_comm_overhead
+    from distinv.bench.studies.comm_overhead import OverheadConfig, measure_comm_overhead
 
     result = measure_comm_overhead(OverheadConfig(nprocs=2, calls=3, repeats=2, warmup=1))
     assert set(result["median_us"]) == {"raw", "comm_off", "comm_on"}
@@ -176,7 +176,7 @@ def test_overhead_benchmark_reports_every_variant_from_the_same_run():
 
 @pytest.mark.parametrize("field, value", [("calls", 0), ("nprocs", 0), ("numel", 2.5), ("warmup", -1)])
 def test_overhead_config_is_validated(field, value):
-    from distinv.bench.comm_overhead import OverheadConfig
+    from distinv.bench.studies.comm_overhead import OverheadConfig
 
     with pytest.raises(ValueError, match=rf"{field} must be an integer >= \d, got {value}"):
         OverheadConfig(**{field: value})

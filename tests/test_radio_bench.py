@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from data_scripts_loader import load_data_script
-from distinv.bench.radio import collective_from_study, data_term_model, gpu_operator_check
+from distinv.bench.studies.radio import collective_from_study, data_term_model, gpu_operator_check
 from distinv.radio.metrics import band_limited, log_snr, rlog, snr
 from distinv.radio.sky import (
     SKY_PRIOR_TRAIN_SEEDS, SKY_PRIOR_VALIDATION_SEEDS, SKY_TRAINING_SEEDS, check_sky_seed, point_source_sky, sky_on_grid,

@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from distinv.bench import prior
+from distinv.bench.studies import prior
 
 
 def test_cli_runs_every_implementation_and_writes_json(tmp_path, capsys):

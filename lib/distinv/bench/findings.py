@@ -61,7 +61,7 @@ def best_speedup(scaling: pd.DataFrame) -> dict:
     """The largest measured speedup over one rank, with its run's ranks, variant, size, source, efficiency and
     threads per rank.
 
-    :param pandas.DataFrame scaling: :func:`distinv.bench.figures.speedup_table`.
+    :param pandas.DataFrame scaling: :func:`distinv.plots.benchmarks.speedup_table`.
     :return: ``{"speedup", "ranks", "variant", "size", "source", "efficiency", "threads"}``; ``nan``/``"none"``
         when no multi-rank run has a one-rank reference.
 

@@ -1,4 +1,4 @@
-"""The JSON output of the benchmark commands (``distinv.bench.prior``, ``distinv.bench.schedule``).
+"""The JSON output of the benchmark commands of :mod:`distinv.bench.studies` (``prior``, ``schedule``, ``ct``, ...).
 
 A command prints its document on stdout and, with ``--out FILE``, also writes it there atomically; an
 existing ``FILE`` is refused before any work unless ``--force`` is given.

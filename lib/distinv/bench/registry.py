@@ -14,7 +14,7 @@ keys are recorded as empty. Entry points are named ``"module:function"`` and imp
 needs them, so a use case whose module is not installed does not break the others.
 
 >>> get_use_case("denoise").entry
-'distinv.bench.denoise:run_denoise'
+'distinv.bench.use_cases.denoise:run_denoise'
 """
 
 from __future__ import annotations
@@ -123,24 +123,27 @@ def use_case_names() -> list[str]:
 
 
 register_use_case(UseCase(
-    "denoise", "distinv.bench.denoise:run_denoise",
+    "denoise", "distinv.bench.use_cases.denoise:run_denoise",
     {**TILING_PARAMS, "size": 256, "sigma": 0.1, "weights": "random"},
     "tiled DRUNet prior alone: noisy image -> denoised, one prior application per iteration",
 ))
 register_use_case(UseCase(
-    "allreduce", "distinv.bench.collectives:run_allreduce",
+    "allreduce", "distinv.bench.use_cases.collectives:run_allreduce",
     {"size": 1024},
     "all-reduce of a size x size float32 image: the collective cost the scaling model needs",
 ))
 register_use_case(UseCase(
-    "images", "distinv.bench.reconstruction:run_problem", "distinv.bench.reconstruction:image_params",
+    "images", "distinv.bench.use_cases.reconstruction:run_problem",
+    "distinv.bench.use_cases.reconstruction:image_params",
     "multi-frame deblurring of a natural image: distributed physics + tiled prior inside a solver",
 ))
 register_use_case(UseCase(
-    "ct", "distinv.bench.reconstruction:run_problem", "distinv.bench.reconstruction:ct_params",
+    "ct", "distinv.bench.use_cases.reconstruction:run_problem",
+    "distinv.bench.use_cases.reconstruction:ct_params",
     "3D parallel-beam tomography: view groups or z-slabs across ranks + a slice-wise or 3D tiled prior",
 ))
 register_use_case(UseCase(
-    "radio", "distinv.bench.reconstruction:run_problem", "distinv.bench.reconstruction:radio_params",
+    "radio", "distinv.bench.use_cases.reconstruction:run_problem",
+    "distinv.bench.use_cases.reconstruction:radio_params",
     "radio interferometry: a Measurement Set's rows split over ranks (NUFFT blocks) + a tiled radio prior",
 ))

@@ -1,5 +1,5 @@
 """plotly figures and tables of the tomography chapter, built from ``run_reconstruction`` results and
-the CT benchmark documents (:mod:`distinv.bench.ct`).
+the CT benchmark documents (:mod:`distinv.bench.studies.ct`).
 
 Every function takes plain results (dicts, small CPU tensors) and returns a figure or a table; nothing
 here computes a reconstruction.
@@ -108,7 +108,7 @@ def distribution_table(runs: dict):
 def quality_table(document: dict):
     """The quality benchmark: FBP, CGLS, TV at each weight of its grid, and PnP, on one held-out phantom.
 
-    :param dict document: what ``python -m distinv.bench.ct quality`` wrote (``"rows"``: method, weight,
+    :param dict document: what ``python -m distinv.bench.studies.ct quality`` wrote (``"rows"``: method, weight,
         PSNR, SSIM, seconds).
 
     >>> quality_table({"rows": [{"method": "fbp", "psnr": 25.0, "ssim": 0.7, "seconds": 1.0}]}).data.columns.tolist()
@@ -146,7 +146,7 @@ def tv_grid_figure(document: dict):
 def memory_figure(document: dict):
     """Per-rank peak memory above the process baseline against the number of ranks (log-log), per size.
 
-    :param dict document: what ``python -m distinv.bench.ct memory`` wrote (``"rows"``: size, nprocs,
+    :param dict document: what ``python -m distinv.bench.studies.ct memory`` wrote (``"rows"``: size, nprocs,
         ``data_mib`` = max over ranks of peak minus baseline).
 
     >>> doc = {"rows": [{"size": 32, "nprocs": 1, "data_mib": 8.0}, {"size": 32, "nprocs": 2, "data_mib": 4.0}]}

@@ -1,5 +1,5 @@
 """plotly figures and tables of the radio chapter, built from ``run_reconstruction`` results (``problem="radio"``)
-and the radio benchmark documents (:mod:`distinv.bench.radio`).
+and the radio benchmark documents (:mod:`distinv.bench.studies.radio`).
 
 Every function takes plain results (dicts, arrays, small CPU tensors) and returns a figure or a table; nothing
 here computes a reconstruction. Sky images are drawn with north up and east left, as astronomers show them:
@@ -175,7 +175,7 @@ def gradient_figure(document: dict, height: int = 420):
 def scaling_model_figure(table, measured: dict | None = None, height: int = 400):
     """Predicted gradient time against ranks (log-log), split into compute and all-reduce, with measured points.
 
-    :param pandas.DataFrame table: :func:`distinv.bench.radio.data_term_model`'s table.
+    :param pandas.DataFrame table: :func:`distinv.bench.studies.radio.data_term_model`'s table.
     :param dict measured: ``{nprocs: seconds}`` measured at the same visibility count.
     """
     import plotly.graph_objects as go
@@ -253,7 +253,7 @@ def ranks_table(result: dict):
 
 
 def model_table(table):
-    """The scaling model's predictions (:func:`distinv.bench.radio.data_term_model`) for reading."""
+    """The scaling model's predictions (:func:`distinv.bench.studies.radio.data_term_model`) for reading."""
     frame = table.rename(columns={"nprocs": "ranks", "t_compute": "compute (s)", "t_comm": "all-reduce (s)",
                                   "t_total": "total (s)", "speedup": "speedup", "efficiency": "efficiency"})
     return display_table(frame, {"compute (s)": "{:.4f}", "all-reduce (s)": "{:.4f}", "total (s)": "{:.4f}",

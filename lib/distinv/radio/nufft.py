@@ -169,7 +169,7 @@ class _CufinufftPlans:
     """cufinufft plans of one point set on a GPU (torch CUDA tensors in and out), made on first use.
 
     The same interface as :class:`_FinufftPlans`; used by ``backend="cufinufft"`` (the GPU check). Not tested
-    here (no GPU on the CPU machines): ``distinv.bench.radio.gpu_operator_check`` records a failure and
+    here (no GPU on the CPU machines): ``distinv.bench.studies.radio.gpu_operator_check`` records a failure and
     falls back to deepinv's torchkbnufft.
     """
 

@@ -4,15 +4,15 @@ Steps, each a subprocess with its own time limit, results as JSON under ``--out`
 
 1. ``launcher``: :func:`distinv.launch` on CUDA: one rank in process, two ranks sharing the GPU
    through gloo (CUDA all-reduce equals the sum), a notebook-style function through ``fork``;
-2. ``prior``: :mod:`distinv.bench.prior` with the colour default DRUNet (random weights), 4096²,
+2. ``prior``: :mod:`distinv.bench.studies.prior` with the colour default DRUNet (random weights), 4096²,
    bf16 autocast: untiled vs deepinv tiled vs distinv at a few tile settings (time, peak memory),
    gathered in ``prior.json``;
 3. ``images``: the natural-images use case at the GPU profile's size (4096² colour, shipped prior,
    PnP-HQS), on one rank and on two ranks sharing the GPU, the latter with the dynamic tile schedule
    (PSNR must agree), gathered in ``images.json``;
-4. ``ct``: the CT operators (:func:`distinv.bench.ct.gpu_operator_check`: the sparse parallel-beam projector
-   at 256³, ASTRA's cone beam at 512³ / 360 views split into two view groups, its adjoint mismatch);
-5. ``radio``: the NUFFT at 10⁸ visibilities and 4096² (:func:`distinv.bench.radio.gpu_operator_check`);
+4. ``ct``: the CT operators (:func:`distinv.bench.studies.ct.gpu_operator_check`: the sparse parallel-beam
+   projector at 256³, ASTRA's cone beam at 512³ / 360 views split into two view groups, its adjoint mismatch);
+5. ``radio``: the NUFFT at 10⁸ visibilities and 4096² (:func:`distinv.bench.studies.radio.gpu_operator_check`);
 6. ``training``: one unrolled training step at 4096² colour, bf16, checkpointing, and the 2048² memory ratio
    with and without checkpointing (:func:`distinv.training.bench.gpu_training_check`).
 
@@ -85,7 +85,7 @@ def _run(step: str, command: list[str], timeout: float, log: list) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distinv.bench.gpu_check", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m distinv.bench.studies.gpu_check", description=__doc__)
     parser.add_argument("--out", default=os.environ.get("OUT", "gpu_check_out"), help="folder for the JSON files")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes on CPU: check the script itself")
     parser.add_argument("--budget-s", type=float, default=290.0, help="time limit of the whole check")
@@ -102,13 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         return max(10.0, min(cap * slack, deadline - time.monotonic()))
 
     launcher_json = out / "launcher.json"
-    code = (f"import json, distinv.bench.gpu_check as g; r = g.launcher_checks({device!r}); "
+    code = (f"import json, distinv.bench.studies.gpu_check as g; r = g.launcher_checks({device!r}); "
             f"open({str(launcher_json)!r}, 'w').write(json.dumps(r)); assert r['ok'], r")
     _run("launcher", [sys.executable, "-c", code], left(90), log)
 
     size, model, channels = (64, "small", 1) if args.dry_run else (4096, "default", 3)
     dtype = "float32" if args.dry_run else "bfloat16"
-    common = [sys.executable, "-m", "distinv.bench.prior", "--device", device, "--model", model,
+    common = [sys.executable, "-m", "distinv.bench.studies.prior", "--device", device, "--model", model,
               "--channels", str(channels), "--sizes", str(size), "--ranks", "1", "--dtype", dtype,
               "--repeats", "2" if args.dry_run else "5", "--warmup", "1", "--force"]
     settings = [((32,), 8, ["untiled", "deepinv", "distinv"])] if args.dry_run else [
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # the other use cases' operators and the training step, each in its own process
     for step, call, cap in (
-        ("ct", f"from distinv.bench.ct import gpu_operator_check as f; r = f({device!r}, dry_run={args.dry_run})",
-         50),
-        ("radio", f"from distinv.bench.radio import gpu_operator_check as f; "
+        ("ct", f"from distinv.bench.studies.ct import gpu_operator_check as f; "
+               f"r = f({device!r}, dry_run={args.dry_run})", 50),
+        ("radio", f"from distinv.bench.studies.radio import gpu_operator_check as f; "
                   f"r = f({device!r}, dry_run={args.dry_run})", 50),
     ):
         target = out / f"{step}.json"

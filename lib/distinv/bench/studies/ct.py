@@ -13,10 +13,10 @@ r"""Benchmarks of the tomography use case (chapter 02), each printing a JSON doc
 
 Examples::
 
-    python -m distinv.bench.ct quality --size 64 --views 60 --nprocs 2 --out results/ct/quality_cpu.json
-    python -m distinv.bench.ct equivalence --size 32 --iterations 3
-    python -m distinv.bench.ct memory --sizes 256 384 --ranks 1 2 4 --out results/ct/memory_cpu.json
-    python -m distinv.bench.ct memory --sizes 512 --ranks 4 --limit-gib 4 --out results/ct/memory_512.json
+    python -m distinv.bench.studies.ct quality --size 64 --views 60 --nprocs 2 --out results/ct/quality_cpu.json
+    python -m distinv.bench.studies.ct equivalence --size 32 --iterations 3
+    python -m distinv.bench.studies.ct memory --sizes 256 384 --ranks 1 2 4 --out results/ct/memory_cpu.json
+    python -m distinv.bench.studies.ct memory --sizes 512 --ranks 4 --limit-gib 4 --out results/ct/memory_512.json
 """
 
 from __future__ import annotations
@@ -213,10 +213,10 @@ def gpu_operator_check(device: str = "cuda", dry_run: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """``python -m distinv.bench.ct {quality,equivalence,memory} ...``."""
+    """``python -m distinv.bench.studies.ct {quality,equivalence,memory} ...``."""
     from distinv.bench.provenance import collect_provenance
 
-    parser = argparse.ArgumentParser(prog="python -m distinv.bench.ct", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m distinv.bench.studies.ct", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="study", required=True)
     q = sub.add_parser("quality")
     q.add_argument("--size", type=int, default=64)

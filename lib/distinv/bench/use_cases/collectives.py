@@ -2,7 +2,7 @@
 
 This is the collective that a replicated tiled prior (deepinv's ``DistributedProcessing``) and the
 data-fidelity gradient :math:`\\sum_k A_k^\\top \\nabla d_k` pay once per iteration; the scaling model
-(:mod:`distinv.bench.scaling`) fits its latency and bandwidth to these runs.
+(:mod:`distinv.bench.studies.scaling`) fits its latency and bandwidth to these runs.
 
 >>> from distinv.bench.registry import COMMON_PARAMS
 >>> result = run_allreduce({**COMMON_PARAMS, "size": 16, "iterations": 2, "device": "cpu"})

@@ -26,11 +26,11 @@ round by round (paired), which cancels the slow drifts of a shared machine's spe
 
 CPU example (the reference run)::
 
-    python -m distinv.bench.prior --sizes 1024 2048 --ranks 1 2 --repeats 2 --rounds 3 --out prior_cpu.json
+    python -m distinv.bench.studies.prior --sizes 1024 2048 --ranks 1 2 --repeats 2 --rounds 3 --out prior_cpu.json
 
 GPU example (one H100, < 5 min)::
 
-    python -m distinv.bench.prior --device cuda --model default --sizes 4096 --ranks 1 \\
+    python -m distinv.bench.studies.prior --device cuda --model default --sizes 4096 --ranks 1 \\
         --dtype bfloat16 --patch 448 --overlap 32 --max-batch-size 8 --impls untiled distinv deepinv
 """
 
@@ -457,7 +457,7 @@ def _cases(args) -> list[PriorCase]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m distinv.bench.prior", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m distinv.bench.studies.prior", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048], help="signal sizes n (n x n)")
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2], help="numbers of ranks")
     parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS), choices=IMPLEMENTATIONS)
@@ -497,7 +497,7 @@ def main(argv=None) -> int:
     from distinv.bench.provenance import collect_provenance
 
     rows = run_benchmark(_cases(args), timeout=args.timeout, rounds=args.rounds)
-    document = {"benchmark": "distinv.bench.prior", "args": vars(args),
+    document = {"benchmark": "distinv.bench.studies.prior", "args": vars(args),
                 "provenance": collect_provenance(args.device), "results": rows}
     emit_document(document, args)
     return 1 if any("error" in row for row in rows) else 0

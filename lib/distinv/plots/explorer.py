@@ -22,15 +22,15 @@ from typing import Callable
 import pandas as pd
 import plotly.graph_objects as go
 
-from distinv.bench import figures
+from distinv.plots import benchmarks
 
 __all__ = ["ResultsExplorer"]
 
 _VIEWS: dict[str, tuple[Callable[..., go.Figure], str]] = {
-    "time breakdown": (figures.time_breakdown_figure, "Time per iteration"),
-    "speedup": (figures.speedup_figure, "Strong scaling"),
-    "memory": (figures.memory_figure, "Peak memory per rank"),
-    "distinv vs deepinv": (figures.implementation_figure, "distinv vs deepinv"),
+    "time breakdown": (benchmarks.time_breakdown_figure, "Time per iteration"),
+    "speedup": (benchmarks.speedup_figure, "Strong scaling"),
+    "memory": (benchmarks.memory_figure, "Peak memory per rank"),
+    "distinv vs deepinv": (benchmarks.implementation_figure, "distinv vs deepinv"),
 }
 
 

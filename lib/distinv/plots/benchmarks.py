@@ -201,8 +201,8 @@ def scaling_figure(predictions: dict[str, pd.DataFrame], published: pd.DataFrame
                    title: str = "Strong scaling: model vs published") -> go.Figure:
     """Speedup vs ranks, log-log: model curves (lines) and published measurements (markers).
 
-    :param dict predictions: ``{label: table}`` from :meth:`~distinv.bench.scaling.StrongScalingModel.predict`.
-    :param pandas.DataFrame published: :func:`~distinv.bench.scaling.load_published_scaling` rows with
+    :param dict predictions: ``{label: table}`` from :meth:`~distinv.bench.studies.scaling.StrongScalingModel.predict`.
+    :param pandas.DataFrame published: :func:`~distinv.bench.studies.scaling.load_published_scaling` rows with
         ``problem, image, gpus, speedup`` (each series relative to its smallest GPU count).
     :param str title: figure title.
     """

@@ -8,7 +8,7 @@ r"""Benchmarks of the radio use case (chapter 03), each printing a JSON document
     MeerKAT track (:meth:`~distinv.radio.observation.ObservationConfig.with_visibilities`), each rank
     building only its block. Target: at :math:`10^7` visibilities 2 ranks are at least 1.7x faster. The
     2-rank launches also time all-reduces of several sizes, fitted to the latency-bandwidth model of
-    chapter 10 (:class:`~distinv.bench.scaling.CollectiveCost`), which :func:`data_term_model` uses to extend
+    chapter 10 (:class:`~distinv.bench.studies.scaling.CollectiveCost`), which :func:`data_term_model` uses to extend
     the measured parts to 64 ranks.
 ``backends``
     finufft against deepinv's torchkbnufft, A and Aᴴ (:func:`distinv.radio.speed.measure_backends`); target:
@@ -22,10 +22,10 @@ r"""Benchmarks of the radio use case (chapter 03), each printing a JSON document
 
 Examples::
 
-    OMP_NUM_THREADS=1 python -m distinv.bench.radio gradient --vis 1e5 1e6 1e7 --out results/radio/gradient_cpu.json
-    python -m distinv.bench.radio backends --npix 512 --vis 1e6 --out results/radio/backends_cpu.json
-    python -m distinv.bench.radio equivalence --ms obs.ms --npix 256 --cell 2 --out results/radio/equivalence_cpu.json
-    python -m distinv.bench.radio quality --out results/radio/quality_cpu.json
+    OMP_NUM_THREADS=1 python -m distinv.bench.studies.radio gradient --vis 1e5 1e6 1e7 --out results/radio/gradient_cpu.json
+    python -m distinv.bench.studies.radio backends --npix 512 --vis 1e6 --out results/radio/backends_cpu.json
+    python -m distinv.bench.studies.radio equivalence --ms obs.ms --npix 256 --cell 2 --out results/radio/equivalence_cpu.json
+    python -m distinv.bench.studies.radio quality --out results/radio/quality_cpu.json
 
 :func:`gpu_operator_check` is the GPU figure (``make gpu-check``): :math:`10^8` visibilities at 4096².
 """
@@ -200,11 +200,11 @@ def gradient_study(visibilities: Sequence[int] = (10**5, 10**6, 10**7), ranks: S
 
 
 def collective_from_study(document: dict):
-    """The all-reduce model (:class:`~distinv.bench.scaling.CollectiveCost`) fitted to the 2-rank all-reduce
+    """The all-reduce model (:class:`~distinv.bench.studies.scaling.CollectiveCost`) fitted to the 2-rank all-reduce
     timings of a gradient study (several sizes: latency and inverse bandwidth)."""
     import pandas as pd
 
-    from distinv.bench.scaling import CollectiveCost
+    from distinv.bench.studies.scaling import CollectiveCost
 
     records = [{"use_case": "allreduce", "nprocs": 2, "comm_bytes": int(nbytes), "t_comm": seconds}
                for row in document["rows"] if row["nprocs"] == 2 for nbytes, seconds in row["allreduce"].items()]
@@ -446,7 +446,8 @@ def _counts(values: list[float]) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distinv.bench.radio", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m distinv.bench.studies.radio",
+                                     description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="study", required=True)
     grad = sub.add_parser("gradient", help="gradient time against visibilities, 1 and 2 ranks, both backends")
     grad.add_argument("--vis", type=float, nargs="+", default=[1e5, 1e6, 1e7])

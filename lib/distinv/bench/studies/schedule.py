@@ -5,7 +5,7 @@ split, round-robin, is fixed in advance too) or lets each rank claim the next ba
 (``schedule="dynamic"``, see :class:`distinv.tiling.TilingConfig`). A benchmark that launches each
 tiler separately cannot tell them apart on a shared machine: the same case launched minutes apart
 moves by more than their difference. Here the three tilers (``distinv``, ``distinv-dynamic`` and
-``deepinv``'s ``DistributedProcessing``, as in :mod:`distinv.bench.prior`, one tile per network
+``deepinv``'s ``DistributedProcessing``, as in :mod:`distinv.bench.studies.prior`, one tile per network
 call) run in the same ranks, one call each in turn (the order rotates from call to call), and the
 calls of one turn give paired ratios.
 
@@ -15,7 +15,7 @@ node, which leaves that rank about half of its core).
 
 One JSON document on stdout (and optionally in ``--out FILE``)::
 
-    python -m distinv.bench.schedule --size 2048 --nprocs 2 --calls 6 --contend none 1
+    python -m distinv.bench.studies.schedule --size 2048 --nprocs 2 --calls 6 --contend none 1
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from distinv.bench.output import add_output_arguments, emit_document, refuse_exi
 __all__ = ["TILERS", "PAIRS", "ScheduleCase", "schedule_rank", "paired_ratio", "run_condition", "file_settings",
            "condition_label", "schedule_table", "dynamic_speedups", "schedule_figure", "main"]
 
-#: The tilers compared, as :mod:`distinv.bench.prior` implementations (the first two: distinv's schedules).
+#: The tilers compared, as :mod:`distinv.bench.studies.prior` implementations (the first two: distinv's schedules).
 TILERS = ("distinv", "distinv-dynamic", "deepinv")
 
 
@@ -45,7 +45,7 @@ class ScheduleCase:
 
     :param int contended_rank: the rank whose core a busy process shares; ``-1`` for none.
     :param bool channels_last: the network stored channels-last, for every tiler (as ``--channels-last`` of
-        :mod:`distinv.bench.prior`).
+        :mod:`distinv.bench.studies.prior`).
     """
 
     size: int = 2048
@@ -68,7 +68,7 @@ def schedule_rank(case: ScheduleCase) -> dict:
     times (aligned by turn), the tiles each rank ran, and the largest difference between the two schedules'
     outputs."""
     from distinv.bench.measure import NetworkTimer, gather_objects
-    from distinv.bench.prior import PriorCase, build_model, prepare_case
+    from distinv.bench.studies.prior import PriorCase, build_model, prepare_case
     from distinv.distributed import comm
 
     rank, world_size = comm.world()
@@ -158,9 +158,9 @@ PAIRS = (("dynamic over static", "distinv", "distinv-dynamic"), ("dynamic over d
 def schedule_table(document: dict, name: str):
     """One row per condition of a :func:`main` document: each tiler's median time per call, the tiles each rank
     ran under the dynamic schedule, and the speedups paired turn by turn (the slower tiler's time over the
-    faster one's in each turn: median and range over the turns, as :func:`~distinv.bench.prior_report.ratio_summary`).
+    faster one's in each turn: median and range over the turns, as :func:`~distinv.plots.prior.ratio_summary`).
 
-    :param dict document: a ``distinv.bench.schedule`` document.
+    :param dict document: a ``distinv.bench.studies.schedule`` document.
     :param str name: the file's name, for the ``file`` column.
     :return: a :class:`pandas.DataFrame`: ``file``, ``condition``, ``<tiler> (s)`` for each of :data:`TILERS`,
         ``dynamic tiles per rank``, and the columns of :data:`PAIRS`.
@@ -174,7 +174,7 @@ def schedule_table(document: dict, name: str):
     """
     import pandas as pd
 
-    from distinv.bench.prior_report import ratio_summary
+    from distinv.plots.prior import ratio_summary
 
     records = []
     for condition in document["conditions"]:
@@ -192,7 +192,7 @@ def dynamic_speedups(documents: list[dict]) -> dict:
     dynamic schedule over the static one with balanced ranks and with a busy process on one rank's core, and
     the static split over deepinv's in every condition (each value the median over a condition's turns).
 
-    :param list documents: ``distinv.bench.schedule`` documents.
+    :param list documents: ``distinv.bench.studies.schedule`` documents.
     :return: ``{"balanced_low", "balanced_high", "contended_low", "contended_high", "static_deepinv_low",
         "static_deepinv_high"}``; ``nan`` where no condition of that kind was run.
 
@@ -222,7 +222,7 @@ def schedule_figure(document: dict, title: str = "Time per call of each tiler"):
     """Grouped bars: the median time per call of each tiler, one group per condition, the whiskers spanning
     the fastest and the slowest call; each bar is labelled with the tiles each rank ran.
 
-    :param dict document: a ``distinv.bench.schedule`` document.
+    :param dict document: a ``distinv.bench.studies.schedule`` document.
     :param str title: figure title.
     :return: a plotly figure.
 
@@ -248,7 +248,8 @@ def schedule_figure(document: dict, title: str = "Time per call of each tiler"):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m distinv.bench.schedule", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m distinv.bench.studies.schedule",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--patch", type=int, default=256)
     parser.add_argument("--overlap", type=int, default=32)
@@ -284,8 +285,8 @@ def main(argv=None) -> int:
         print(f"[schedule] contended rank: {value}", file=sys.stderr, flush=True)
         conditions.append({"contended_rank": None if value == "none" else int(value),
                            **run_condition(case, args.nprocs, args.timeout)})
-    document = {"benchmark": "distinv.bench.schedule", "args": vars(args), "provenance": collect_provenance("cpu"),
-                "conditions": conditions}
+    document = {"benchmark": "distinv.bench.studies.schedule", "args": vars(args),
+                "provenance": collect_provenance("cpu"), "conditions": conditions}
     emit_document(document, args)
     return 0
 

@@ -1,4 +1,4 @@
-"""Tables, figures and numbers of the tiled-prior benchmark (:mod:`distinv.bench.prior`) for the book.
+"""Tables, figures and numbers of the tiled-prior benchmark (:mod:`distinv.bench.studies.prior`) for the book.
 
 Tables come with the display formats of their number columns (``*_FORMATS``, for
 :func:`distinv.plots.tables.display_table`); the chapter's sentences glue in numbers of the dicts
@@ -35,7 +35,7 @@ __all__ = ["load_prior_runs", "prior_table", "styled_table", "file_summary", "me
            "MEMORY_GROWTH_FORMATS", "NETWORK_LAYOUT_FORMATS", "TRADEOFF_FORMATS", "REGION_FORMATS"]
 
 _MIB = 2 ** 20
-#: Image regions of ``agreement_regions_db`` (see :func:`distinv.bench.prior.agreement_by_region`).
+#: Image regions of ``agreement_regions_db`` (see :func:`distinv.bench.studies.prior.agreement_by_region`).
 REGIONS = ("border", "seams", "elsewhere")
 
 
@@ -61,7 +61,7 @@ def _settings_key(args: dict) -> str:
 def load_prior_runs(folder: str | Path) -> pd.DataFrame:
     """Every result row of the benchmark JSON files in ``folder`` (failed cells left out).
 
-    :param folder: a folder of ``distinv.bench.prior`` JSON outputs.
+    :param folder: a folder of ``distinv.bench.studies.prior`` JSON outputs.
     :return: columns ``source`` (file stem), ``device``, ``channels_last`` (the network's layout),
         ``settings_key`` (the run's other settings), ``recorded_at``,
         ``channels``, ``peak_mib_per_rank``, ``date``, ``model``, ``impl``, ``size``,

@@ -8,7 +8,7 @@ of the ``raw`` loops beside them so that a difference can be read against the no
 
 ::
 
-    python -m distinv.bench.comm_overhead --nprocs 2 --calls 200 --repeats 7 --numel 16
+    python -m distinv.bench.studies.comm_overhead --nprocs 2 --calls 200 --repeats 7 --numel 16
 
 prints one JSON object.
 
@@ -123,7 +123,8 @@ def measure_comm_overhead(config: OverheadConfig = OverheadConfig()) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m distinv.bench.comm_overhead", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m distinv.bench.studies.comm_overhead",
+                                     description=__doc__.split("\n")[0])
     defaults = OverheadConfig()
     for name in ("nprocs", "calls", "repeats", "numel", "warmup"):
         parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
