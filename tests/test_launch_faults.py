@@ -8,6 +8,7 @@ after saying why on stderr; and an interrupted launch.
 import importlib
 import re
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -123,7 +124,8 @@ def test_bad_memory_limit(value, error, match):
 
 
 INTERRUPTED = textwrap.dedent("""
-    import sys
+    import signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if our parent ignores SIGINT
     sys.path[:0] = [{tests!r}, {lib!r}]
     import distinv, rank_functions
     if __name__ == "__main__":
@@ -146,6 +148,7 @@ def test_an_interrupted_launch_stops_within_a_second_and_leaves_no_rank(tmp_path
         pids = [int(p.read_text()) for p in tmp_path.glob("rank*.pid")]
         start = time.monotonic()
         launcher.send_signal(signal.SIGINT)
+        assert select.select([launcher.stdout], [], [], 60)[0], "no output within 60 s of the interrupt"
         line = launcher.stdout.readline()  # printed once launch has stopped the ranks and re-raised
         seconds = time.monotonic() - start
         survivors = [pid for pid in pids if _alive(pid)]

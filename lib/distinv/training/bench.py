@@ -421,7 +421,11 @@ def main(argv: list[str] | None = None) -> dict:
 
         args.hqs_iterations = list(HQS_ITERATIONS)
     document = {"memory": _memory, "quality": _quality, "layer": _layer}[args.command](args)
+    from distinv.bench.provenance import collect_provenance
+
     document["torch"], document["threads_per_rank"] = torch.__version__, args.threads
+    document["command_line"] = "python -m distinv.training.bench " + " ".join(argv)
+    document["provenance"] = collect_provenance("cuda" if args.device == "cuda" else "cpu")
     emit_document(document, args)
     return document
 
