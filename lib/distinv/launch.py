@@ -39,6 +39,7 @@ import atexit
 import contextlib
 import ctypes
 import faulthandler
+import importlib.util
 import io
 import multiprocessing as mp
 import multiprocessing.connection as mpc
@@ -645,11 +646,22 @@ class _Rank:
                 break
 
 
+def _forkserver_preload() -> list[str]:
+    """What the fork server imports once for every rank it forks: torch and distinv, and deepinv (2 s per rank
+    otherwise) where there is no GPU. Not on a GPU machine: importing deepinv initialises CUDA, and ranks
+    forked from an initialised process cannot use it."""
+    import torch
+
+    modules = ["torch", "torch.distributed", "distinv"]
+    if not torch.cuda.is_available() and importlib.util.find_spec("deepinv") is not None:
+        modules.append("deepinv")
+    return modules
+
+
 def _run_children(fn, args, kwargs, plan: _Plan) -> Any:
     ctx = mp.get_context(plan.start_method)
     if plan.start_method == "forkserver":
-        # not deepinv: importing it initialises CUDA, and the forked ranks could not use it
-        ctx.set_forkserver_preload(["torch", "torch.distributed", "distinv"])
+        ctx.set_forkserver_preload(_forkserver_preload())
     port = _free_port()
     oom_kills = oom_kill_count()
     ranks: list[_Rank] = []
