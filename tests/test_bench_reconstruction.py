@@ -28,3 +28,24 @@ def test_images_on_two_ranks_equal_one_rank(tmp_path):
     two = frame[frame.nprocs == 2].sort_values("iteration")
     assert len(one) == 2 and two["psnr"].to_numpy() == pytest.approx(one["psnr"].to_numpy(), abs=1e-3)
     assert (two["comm_bytes"] > 0).all() and (one["t_total"] > 0).all()
+
+
+def test_the_unrolled_network_runs_in_a_grid_like_every_solver(tmp_path):
+    """Chapter 04's network through the runner's entry (the one chapter 10's grids use): its layers are the
+    iterations, several ranks equal one, and the summary names each run by its solver."""
+    from distinv.bench.summary import summarise_runs
+
+    fixed = {**FIXED, "iterations": 3}
+    cfg = BenchConfig.from_dict({"name": "solvers", "results_dir": str(tmp_path), "timeout_s": 180, "fixed": fixed,
+                                 "grid": {"solver": ["pnp-hqs", "unrolled"], "nprocs": [1, 2]}})
+    summary = run_config(cfg, verbose=False)
+    frame = ResultsStore(tmp_path).load()
+    assert not summary.failed, frame.get("error")
+    unrolled = frame[frame.solver == "unrolled"]
+    layers = unrolled[unrolled.nprocs == 1].sort_values("iteration")
+    assert len(layers) == 8  # the shipped network's 8 layers replace iterations=3
+    on_two = unrolled[unrolled.nprocs == 2].sort_values("iteration")
+    assert on_two["psnr"].to_numpy() == pytest.approx(layers["psnr"].to_numpy(), abs=1e-3)
+    hqs = frame[(frame.solver == "pnp-hqs") & (frame.nprocs == 1)]
+    assert len(hqs) == 3 and layers["psnr"].iloc[2] != pytest.approx(hqs["psnr"].iloc[-1], abs=1e-3)
+    assert set(summarise_runs(frame)["variant"]) == {"pnp-hqs (replicated)", "unrolled (replicated)"}

@@ -2,8 +2,8 @@
 
 Times are medians over a run's iterations (the warm-up is never stored); memory is the peak over ranks;
 PSNR/SSIM are those of the last iteration. ``t_other = t_total - t_grad - t_prior - t_comm`` is what the
-split does not name (synchronisation waits, copies, Python). ``variant`` names the implementation and,
-for distinv, its layout.
+split does not name (synchronisation waits, copies, Python). ``variant`` names the implementation (the
+solver, for the reconstruction use cases) and, except for deepinv's tiler, its layout.
 
 >>> import pandas as pd
 >>> rows = pd.DataFrame({"run_id": ["a", "a"], "status": ["ok", "ok"], "use_case": ["denoise"] * 2,
@@ -70,6 +70,20 @@ def summarise_runs(frame: pd.DataFrame) -> pd.DataFrame:
     runs["t_other"] = (runs["t_total"] - runs["t_grad"] - runs["t_prior"] - runs["t_comm"]).clip(lower=0.0)
     runs = runs.reset_index()
     layout = runs["layout"] if "layout" in runs else pd.Series([None] * len(runs))
-    implementation = runs["implementation"] if "implementation" in runs else runs["use_case"]
-    runs["variant"] = [variant_label(i, l) for i, l in zip(implementation, layout)]
+    runs["variant"] = [variant_label(name, l) for name, l in zip(_implementation_names(runs), layout)]
     return runs
+
+
+def _implementation_names(runs: pd.DataFrame) -> list:
+    """Per run: its ``solver`` (the reconstruction use cases), else its ``implementation`` (the tiler, for the
+    prior's use cases), else its use case."""
+    names = []
+    for index in range(len(runs)):
+        row = runs.iloc[index]
+        for column in ("solver", "implementation", "use_case"):
+            if column in runs and isinstance(row[column], str):
+                names.append(row[column])
+                break
+        else:
+            names.append(None)
+    return names
