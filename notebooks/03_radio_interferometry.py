@@ -284,7 +284,7 @@ time_breakdown_figure(runs).show()
 # At this chapter's {glue:text}`radio_visibilities` visibilities the NUFFTs are cheap next to the
 # denoiser. They dominate as the visibilities grow: the benchmark below times the data term's
 # gradient, $A^\top(Ax - y)$ with its all-reduce, from {glue:text}`radio_grad_min:.0e` to
-# {glue:text}`radio_grad_vis:.0e` visibilities at ${glue:text}`radio_grad_npix`^2$, on 1 and 2 ranks of
+# {glue:text}`radio_grad_vis:.0e` visibilities at {glue:text}`radio_grad_npix`² pixels, on 1 and 2 ranks of
 # {glue:text}`radio_grad_threads` thread(s) each (`python -m distinv.bench.studies.radio gradient`, stored with its
 # provenance).
 
@@ -318,7 +318,7 @@ glue("radio_backend_diff", max(backends_doc["relative_difference"].values()), di
 # {glue:text}`radio_grad_comm_share:.1%` of the 2-rank gradient. FINUFFT is
 # {glue:text}`radio_backend_speedup_a:.1f`× faster than deepinv's torchkbnufft for $A$ and
 # {glue:text}`radio_backend_speedup_at:.1f`× for $A^H$ at {glue:text}`radio_backend_vis:.0e` visibilities
-# and ${glue:text}`radio_backend_npix`^2$ (same threads, same input; they agree to
+# and {glue:text}`radio_backend_npix`² pixels (same threads, same input; they agree to
 # {glue:text}`radio_backend_diff:.1e`, torchkbnufft's own accuracy). Every row (folded):
 
 # %% tags=["hide-output"]
@@ -391,8 +391,8 @@ glue("radio_q_logsnr_at_edge", "the largest of the grid" if targets["best_wavele
 # {glue:text}`radio_q_gain_logsnr:+.2f` dB in logSNR (best weight {glue:text}`radio_q_weight_logsnr`): a
 # positive number means PnP is ahead. The two metrics pick different wavelet weights. Against the wavelet run
 # tuned for SNR, PnP is also ahead in logSNR, by {glue:text}`radio_q_logsnr_vs_snr_tuned:+.2f` dB; the weight
-# that maximises the wavelet's logSNR ({glue:text}`radio_q_logsnr_at_edge`) keeps more faint emission and costs
-# it {glue:text}`radio_q_logsnr_tuned_snr_cost:.3f` dB of SNR. One PnP run, with one set of parameters, is thus
+# that maximises the wavelet's logSNR ({glue:text}`radio_q_logsnr_at_edge`) scores higher on the log-mapped
+# image, where faint emission weighs more, and costs it {glue:text}`radio_q_logsnr_tuned_snr_cost:.3f` dB of SNR. One PnP run, with one set of parameters, is thus
 # compared with two tuned baselines. Every row (folded):
 
 # %% tags=["hide-output"]

@@ -23,13 +23,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["PageReport", "check_site", "find_chromium", "redirect_target", "find_raw_math", "is_loopback"]
+__all__ = ["PageReport", "check_site", "find_chromium", "redirect_target", "find_raw_math", "find_raw_glue",
+           "is_loopback"]
 
 _REFRESH = re.compile(r"""<meta\s+http-equiv=["']refresh["']\s+content=["']\s*\d+\s*;\s*url=([^"']+)["']""",
                       re.IGNORECASE)
 
 #: TeX left as text: MathJax did not typeset it (``$$`` and environments included).
 _RAW_MATH = re.compile(r"\\\(|\\\[|\$\$|\\begin\{")
+_RAW_GLUE = re.compile(r"\{glue:\w*\}`")
+_CODE_BLOCK = re.compile(r"<pre[ >].*?</pre>", re.S)
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 #: Visible text of a page outside code, once MathJax (if the page loads it) has typeset it.
@@ -61,6 +64,7 @@ class PageReport:
     js_errors: list[str] = field(default_factory=list)
     equations: int = 0
     raw_math: list[str] = field(default_factory=list)
+    raw_glue: list[str] = field(default_factory=list)
     math_errors: int = 0
     offsite_requests: list[str] = field(default_factory=list)
     missing_files: list[str] = field(default_factory=list)
@@ -71,7 +75,7 @@ class PageReport:
     @property
     def ok(self) -> bool:
         return (not self.js_errors and self.plotly_rendered == self.plotly_divs and self.redirect_found
-                and not self.raw_math and not self.math_errors and not self.offsite_requests
+                and not self.raw_math and not self.raw_glue and not self.math_errors and not self.offsite_requests
                 and not self.missing_files)
 
 
@@ -87,6 +91,23 @@ def find_raw_math(text: str, context: int = 40) -> list[str]:
     ['raw: \\\\(x^2\\\\) stays']
     """
     return [" ".join(text[max(0, m.start() - context):m.end() + context].split()) for m in _RAW_MATH.finditer(text)]
+
+
+def find_raw_glue(html: str, context: int = 40) -> list[str]:
+    """Snippets of a page's HTML around a myst-nb glue role that was not replaced by its value (e.g. one written
+    inside ``$...$``, where roles are not parsed and MathJax typesets the role's source); code blocks are skipped.
+
+    :param str html: the page's HTML as built.
+
+    >>> find_raw_glue("at 512<sup>2</sup> pixels")
+    []
+    >>> find_raw_glue("at ({glue:text}`npix`^2) pixels")
+    ['at ({glue:text}`npix`^2) pixels']
+    >>> find_raw_glue("<pre>a docstring naming {glue:text}`x`</pre>")
+    []
+    """
+    prose = _CODE_BLOCK.sub(" ", html)
+    return [" ".join(prose[max(0, m.start() - context):m.end() + context].split()) for m in _RAW_GLUE.finditer(prose)]
 
 
 def is_loopback(url: str) -> bool:
@@ -158,6 +179,7 @@ def check_site(html_dir: str | Path, screenshot_dir: str | Path, timeout_ms: int
             browser = pw.chromium.launch(executable_path=find_chromium(), args=_CHROMIUM_FLAGS)
             for name in pages:
                 report = PageReport(page=name)
+                report.raw_glue = find_raw_glue((html_dir / name).read_text(encoding="utf-8", errors="replace"))
                 target = redirect_target(html_dir / name)
                 if target is not None:
                     report.redirect_to = target
