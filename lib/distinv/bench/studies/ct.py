@@ -33,7 +33,7 @@ __all__ = ["quality_study", "equivalence_study", "memory_study", "gpu_operator_c
 #: Seed of the chapter's and the benchmarks' phantom: outside the CT prior's training and validation seeds.
 HELD_OUT_SEED = 7
 #: The TV weights tried by the quality study.
-TV_WEIGHTS = (0.0625, 0.125, 0.25, 0.5, 1.0)
+TV_WEIGHTS = (0.0078125, 0.015625, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0)
 
 
 def _run(cfg: dict, nprocs: int) -> dict:
