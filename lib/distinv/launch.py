@@ -60,7 +60,8 @@ from distinv.rank_faults import (EXIT_MAIN_REENTERED, LaunchTimeout, RankError, 
                                  exception_cause, failure_from_exception, main_guard_advice, main_thread_stack,
                                  oom_kill_count, primary_error)
 
-__all__ = ["launch", "RankError", "LaunchTimeout", "rank_device", "resolve_nprocs", "BACKENDS", "START_METHODS"]
+__all__ = ["launch", "RankError", "LaunchTimeout", "rank_device", "resolve_device", "resolve_nprocs", "BACKENDS",
+           "START_METHODS"]
 
 BACKENDS = ("auto", "gloo", "nccl")
 START_METHODS = ("auto", "fork", "forkserver", "spawn")
@@ -96,6 +97,19 @@ def rank_device() -> "torch.device":  # noqa: F821
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
     return torch.device("cpu")
 
+
+
+def resolve_device(option: str) -> "torch.device":
+    """This rank's device for a ``device`` option: ``"auto"`` (:func:`rank_device`), ``"cpu"``, or ``"cuda"``
+    (an error if this rank has no GPU)."""
+    import torch
+
+    if option == "cpu":
+        return torch.device("cpu")
+    device = rank_device()
+    if option == "cuda" and device.type != "cuda":
+        raise ValueError("device='cuda' but this rank has no GPU; use device='auto' or 'cpu'")
+    return device
 
 def resolve_nprocs(nprocs: int, device: str = "auto") -> int:
     """Turn a profile's ``nprocs`` into a rank count: ``-1`` means one rank per visible GPU.

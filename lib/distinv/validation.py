@@ -1,4 +1,4 @@
-"""Checks that data is finite before anything iterates on it.
+"""Checks of inputs: data is finite before anything iterates on it; an integer option is an integer in its range.
 
 A NaN or an infinity in an image, a filter or a measurement does not stop a solver: it spreads through
 every operator and denoiser call and ends as a NaN PSNR after minutes of work. These checks name what
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_finite", "check_reconstruction_inputs"]
+__all__ = ["check_finite", "check_reconstruction_inputs", "check_int"]
 
 
 def check_finite(name: str, value: Any) -> None:
@@ -82,3 +82,26 @@ def check_reconstruction_inputs(x_init: torch.Tensor, baselines: dict, back_proj
     for name, estimate in baselines.items():
         if estimate is not None:
             check_finite(f"baseline {name!r}", estimate)
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer (numpy's too, not a bool) in ``[low, high]``, else a clear error.
+
+    :param str name: the option's name, for the message.
+    :param value: the value given.
+    :param int low: smallest allowed value.
+    :param int high: largest allowed value (``None``: no bound).
+
+    >>> check_int("size", np.int64(64), 16, 512)
+    64
+    >>> check_int("size", 8, 16, 512)
+    Traceback (most recent call last):
+    ...
+    ValueError: size must be an integer in [16, 512], got 8
+    """
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {allowed}, got {value}")
+    return int(value)

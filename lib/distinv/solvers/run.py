@@ -134,17 +134,6 @@ def split_config(cfg: dict) -> tuple:
     return tuple(section(**parts[section_name]) for section_name, section in sections.items())
 
 
-def _resolve_device(option: str) -> torch.device:
-    from distinv.launch import rank_device
-
-    device = rank_device()
-    if option == "cpu":
-        return torch.device("cpu")
-    if option == "cuda" and device.type != "cuda":
-        raise ValueError("device='cuda' but this rank has no GPU; use device='auto' or 'cpu'")
-    return device
-
-
 # --------------------------------------------------------------------------- entry point
 
 
@@ -166,7 +155,9 @@ def run_reconstruction(cfg: dict) -> dict | None:
     """
     problem_cfg, solver_cfg, prior_cfg, options = split_config(cfg)
     spec = get_problem(_problem_name(cfg))
-    device = _resolve_device(options.device)
+    from distinv.launch import resolve_device
+
+    device = resolve_device(options.device)
     started = time.perf_counter()
     with AccountedContext("physics", device) as ctx, AccountedContext("prior", device) as prior_ctx:
         rank, world = ctx.rank, ctx.world_size

@@ -53,6 +53,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from distinv.validation import check_int as _check_int
+
 __all__ = [
     "PHANTOMS",
     "PRIOR_TRAINING_SEEDS",
@@ -85,13 +87,6 @@ _RESERVED = {"PRIOR_TRAINING_SEEDS": PRIOR_TRAINING_SEEDS,
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an integer {allowed}, got {value}")
-    return int(value)
 
 
 def _check_z_range(z_range, size: int) -> tuple[int, int]:

@@ -73,6 +73,7 @@ from typing import Callable
 import numpy as np
 
 from distinv.files import write_atomically
+from distinv.validation import check_int as _check_int
 
 __all__ = [
     "CITATION",
@@ -125,13 +126,6 @@ USER_AGENT = "distinv-fetch-walnut/0.1 (python urllib)"
 # --------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an integer {allowed}, got {value}")
-    return int(value)
 
 
 def _doi(walnut: int) -> str:

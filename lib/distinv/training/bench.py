@@ -72,7 +72,7 @@ def memory_rank(cfg: dict) -> list[dict] | None:
     from distinv.solvers.context import AccountedContext
     from distinv.training.config import UnrolledTrainingConfig
     from distinv.training.data import load_photo
-    from distinv.training.loop import resolve_device
+    from distinv.launch import resolve_device
     from distinv.training.trainer import UnrolledTrainer
 
     config = UnrolledTrainingConfig.from_dict(cfg["training"])

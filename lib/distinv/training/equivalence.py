@@ -22,7 +22,7 @@ def step_gradients_rank(configs: list[dict], step: int = 0) -> list[dict] | None
     from distinv.distributed import comm
     from distinv.solvers.context import AccountedContext
     from distinv.training.config import UnrolledTrainingConfig
-    from distinv.training.loop import resolve_device
+    from distinv.launch import resolve_device
     from distinv.training.trainer import UnrolledTrainer
 
     out = []

@@ -22,23 +22,12 @@ import time
 import torch
 
 from distinv.distributed import comm
+from distinv.launch import resolve_device
 from distinv.training.checkpoint import load_checkpoint, restore, save_checkpoint, training_state
 from distinv.training.config import UnrolledTrainingConfig
 from distinv.training.trainer import UnrolledTrainer
 
-__all__ = ["train_rank", "resolve_device"]
-
-
-def resolve_device(option: str) -> torch.device:
-    """This rank's device for ``"auto"`` / ``"cpu"`` / ``"cuda"`` (an error if CUDA is asked for and absent)."""
-    from distinv.launch import rank_device
-
-    device = rank_device()
-    if option == "cpu":
-        return torch.device("cpu")
-    if option == "cuda" and device.type != "cuda":
-        raise ValueError("device='cuda' but this rank has no GPU; use device='auto' or 'cpu'")
-    return device
+__all__ = ["train_rank"]
 
 
 def train_rank(cfg: dict) -> dict | None:

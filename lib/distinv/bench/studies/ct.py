@@ -37,14 +37,9 @@ TV_WEIGHTS = (0.0078125, 0.015625, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0)
 
 
 def _run(cfg: dict, nprocs: int) -> dict:
-    import distinv
-    from distinv.solvers.run import run_reconstruction
+    from distinv.bench.use_cases.reconstruction import launch_reconstruction
 
-    started = time.perf_counter()
-    result = distinv.launch(run_reconstruction, {"problem": "ct", "progress": False, **cfg}, nprocs=nprocs,
-                            timeout=7200)
-    result["wall_seconds"] = time.perf_counter() - started
-    return result
+    return launch_reconstruction("ct", cfg, nprocs)
 
 
 def quality_study(size: int = 64, views: int = 60, noise: float = 0.01, nprocs: int = 2,

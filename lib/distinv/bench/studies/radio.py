@@ -274,14 +274,9 @@ def backend_study(npix: int = 512, n_visibilities: int = 10**6, repeats: int = 5
 
 
 def _run(cfg: dict, nprocs: int) -> dict:
-    import distinv
-    from distinv.solvers.run import run_reconstruction
+    from distinv.bench.use_cases.reconstruction import launch_reconstruction
 
-    started = time.perf_counter()
-    result = distinv.launch(run_reconstruction, {"problem": "radio", "progress": False, **cfg}, nprocs=nprocs,
-                            timeout=7200)
-    result["wall_seconds"] = time.perf_counter() - started
-    return result
+    return launch_reconstruction("radio", cfg, nprocs)
 
 
 def equivalence_study(ms: str, npix: int, cell_arcsec: float, iterations: int = 5, ranks: Sequence[int] = (1, 2, 3),

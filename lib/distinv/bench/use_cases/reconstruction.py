@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["run_problem", "problem_params", "image_params", "ct_params", "radio_params"]
+__all__ = ["run_problem", "problem_params", "image_params", "ct_params", "radio_params", "launch_reconstruction"]
 
 
 def problem_params(problem: str) -> dict[str, Any]:
@@ -57,3 +57,24 @@ def run_problem(cfg: dict[str, Any]) -> dict[str, Any] | None:
         raise ValueError(f"use_case must name a problem, one of {problem_names()}, got {problem!r}")
     accepted = problem_params(problem)
     return run_reconstruction({"problem": problem, **{key: value for key, value in cfg.items() if key in accepted}})
+
+
+def launch_reconstruction(problem: str, cfg: dict[str, Any], nprocs: int, timeout: float = 7200.0) -> dict[str, Any]:
+    """Solve ``problem`` with ``cfg`` on ``nprocs`` fresh ranks (no progress bar); rank 0's result plus
+    ``wall_seconds``, the launch's wall time (the studies' runs).
+
+    :param str problem: one of :func:`distinv.problems.problem_names`.
+    :param dict cfg: :func:`distinv.solvers.run.run_reconstruction` options.
+    :param int nprocs: ranks.
+    :param float timeout: seconds before the launch is stopped.
+    """
+    import time
+
+    import distinv
+    from distinv.solvers.run import run_reconstruction
+
+    started = time.perf_counter()
+    result = distinv.launch(run_reconstruction, {"problem": problem, "progress": False, **cfg}, nprocs=nprocs,
+                            timeout=timeout)
+    result["wall_seconds"] = time.perf_counter() - started
+    return result
