@@ -4,6 +4,8 @@ Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU and the peak residen
 On Linux the CPU peak (``VmHWM``) is reset at the start of a run by writing ``5`` to
 ``/proc/self/clear_refs``, so a run executed in a process that ran others before (one rank runs in the
 calling process) still reports its own peak; elsewhere ``ru_maxrss`` (the process lifetime peak) is used.
+Before the reset, glibc's ``malloc_trim(0)`` hands the heap's free pages back to the system: memory that
+earlier work freed but the allocator kept would otherwise stay resident and count in the new window.
 
 >>> clock = IterationClock("cpu")
 >>> clock.start()
@@ -56,6 +58,23 @@ def gather_objects(obj: object, site: str = "bench.gather") -> list:
     return comm.all_gather_object([None] * world, obj, site=site)
 
 
+def _release_free_heap() -> None:
+    """glibc's ``malloc_trim(0)``: return the heap's free pages to the system (nothing elsewhere)."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
+
+
 def reset_peak_memory(device: torch.device) -> None:
     """Start a new peak-memory window on this rank.
 
@@ -65,6 +84,7 @@ def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return
+    _release_free_heap()
     try:
         with open(_CLEAR_REFS, "w") as handle:
             handle.write("5")

@@ -27,8 +27,11 @@ The solvers see the normalised operator :math:`A / \|A\|` and data :math:`y / \|
 :math:`\|A\|^2 = 1` and the same solver settings suit every size and view count); :math:`\|A\|` is the
 exact norm of the full scan, computed on one slice (:func:`~distinv.tomography.norm.parallel_beam_sqnorm`).
 The start point is FBP (:func:`~distinv.tomography.fbp.filtered_back_projection`), computed on each rank
-from its views or its slab. The prior is a 2D denoiser applied slice by slice (``prior_mode="slices"``),
-or a 3D DRUNet inflated from the 2D weights and tiled in 3D with halos (``"volume"``).
+from its views or its slab. The prior is a 2D denoiser applied slice by slice (``prior_mode="slices"``;
+when the prior's ``patch`` is smaller than the slice, each slice is tiled in-plane too, so a rank holds one
+tile's activations), or a 3D DRUNet inflated from the 2D weights and tiled in 3D with halos (``"volume"``).
+The projector stores ASTRA's matrix (``projector="matrix"``) or recomputes its weights at every product
+(``"matrix-free"``): then nothing a rank holds is independent of its slab.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from deepinv.physics import LinearPhysics
 
 from distinv.problems.base import RankProblem
 
-__all__ = ["CTConfig", "DISTRIBUTIONS", "ANGLE_SPLITS", "PRIOR_MODES", "MAX_SIZE", "CTRankProblem", "setup_rank",
+__all__ = ["CTConfig", "PROJECTORS", "DISTRIBUTIONS", "ANGLE_SPLITS", "PRIOR_MODES", "MAX_SIZE", "CTRankProblem", "setup_rank",
            "ScaledOperator", "SliceDenoiser", "inflate_to_3d", "view_group_factory", "slice_noise"]
 
 #: How the operator and the volume are split over ranks.
@@ -50,10 +53,16 @@ DISTRIBUTIONS = ("angles", "slabs")
 ANGLE_SPLITS = ("interleaved", "contiguous")
 #: How the learned prior sees the volume.
 PRIOR_MODES = ("slices", "volume")
+#: Slices per tile when the slice-wise prior tiles its slices in-plane (``patch < size``): the tile
+#: grid's alignment along z (the 2D network sees them ``max_batch_size`` slices at a time).
+SLICE_TILE_DEPTH = 8
 #: Largest cube side the problem accepts.
 MAX_SIZE = 512
 #: Filters of the FBP baseline.
 FBP_FILTERS = ("ram-lak", "shepp-logan", "hann")
+#: How the projector holds its weights: ASTRA's matrix and its transpose, stored (fast, the same size on every
+#: rank), or recomputed per product (``"matrix-free"``: no per-rank constant, 2-4x slower products).
+PROJECTORS = ("matrix", "matrix-free")
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> None:
@@ -82,6 +91,8 @@ class CTConfig:
         at least the number of ranks, at most ``views``.
     :param str prior_mode: one of :data:`PRIOR_MODES`.
     :param str fbp_filter: the FBP baseline's filter, one of :data:`FBP_FILTERS`.
+    :param str projector: one of :data:`PROJECTORS` (the same operator to ASTRA's float32 weights, about
+        1e-5 relative).
 
     >>> CTConfig(size=24, views=10).distribution
     'slabs'
@@ -101,6 +112,7 @@ class CTConfig:
     view_groups: int | None = None
     prior_mode: str = "slices"
     fbp_filter: str = "ram-lak"
+    projector: str = "matrix"
 
     def __post_init__(self) -> None:
         from distinv.tomography.phantoms import PHANTOMS, check_phantom_seed
@@ -123,6 +135,13 @@ class CTConfig:
             raise ValueError(f"prior_mode must be one of {PRIOR_MODES}, got {self.prior_mode!r}")
         if self.fbp_filter not in FBP_FILTERS:
             raise ValueError(f"fbp_filter must be one of {FBP_FILTERS}, got {self.fbp_filter!r}")
+        if self.projector not in PROJECTORS:
+            raise ValueError(f"projector must be one of {PROJECTORS}, got {self.projector!r}")
+
+    @property
+    def projector_backend(self) -> str | None:
+        """The :class:`~distinv.tomography.projector.ParallelBeamProjector` backend of :attr:`projector`."""
+        return "matrix-free" if self.projector == "matrix-free" else None
 
     def geometry(self):
         """The scan's :class:`~distinv.tomography.geometry.ParallelBeamGeometry`."""
@@ -186,7 +205,8 @@ def view_group_factory(index: int, device: torch.device, factory_kwargs: dict) -
 
     geometry = ParallelBeamGeometry.from_dict(factory_kwargs["geometry"])
     views = view_groups(geometry.views, factory_kwargs["groups"], factory_kwargs["split"])[index]
-    return ScaledOperator(ParallelBeamProjector(geometry, views, device=device), factory_kwargs["scale"])
+    projector = ParallelBeamProjector(geometry, views, device=device, backend=factory_kwargs.get("backend"))
+    return ScaledOperator(projector, factory_kwargs["scale"])
 
 
 def slice_noise(seed: int, z_range: tuple[int, int], views: int, detectors: int,
@@ -306,7 +326,8 @@ class CTRankProblem(RankProblem):
         self.rank, self.world = ctx.rank, ctx.world_size
         config.check_world(self.world)
         self.geometry = geometry = config.geometry()
-        self.full_sqnorm = float(parallel_beam_sqnorm(geometry))
+        backend = config.projector_backend
+        self.full_sqnorm = float(parallel_beam_sqnorm(geometry, matrix_free=backend == "matrix-free"))
         self.scale = 1.0 / math.sqrt(self.full_sqnorm)
         n, v, d = config.size, config.views, geometry.detectors
         self.distributed = self.world > 1 and torch.distributed.is_initialized()
@@ -315,7 +336,7 @@ class CTRankProblem(RankProblem):
             self.layout = "sharded"
             self.z_range = SlabLayout.balanced(n, self.world).bounds[self.rank]
             self.x_true = phantom(config.phantom, n, config.seed, self.z_range).to(device)[None, None]
-            projector = ParallelBeamProjector(geometry, device=device)
+            projector = ParallelBeamProjector(geometry, device=device, backend=backend)
             self.fbp_parts = [(projector, None)]
             with torch.no_grad():
                 clean = projector.A(self.x_true)
@@ -332,13 +353,14 @@ class CTRankProblem(RankProblem):
 
             groups = self.world if config.view_groups is None else config.view_groups
             kwargs = {"geometry": geometry.to_dict(), "groups": groups, "split": config.angle_split,
-                      "scale": self.scale}
+                      "scale": self.scale, "backend": backend}
             self.physics = distribute(view_group_factory, ctx, num_operators=groups, type_object="linear_physics",
                                       factory_kwargs=kwargs)
             all_groups = view_groups(v, groups, config.angle_split)
             local = list(self.physics.local_indexes)
             self.view_indexes = [view for k in local for view in all_groups[k]]
-            self.fbp_parts = [(ParallelBeamProjector(geometry, all_groups[k], device=device), k) for k in local]
+            self.fbp_parts = [(ParallelBeamProjector(geometry, all_groups[k], device=device, backend=backend), k)
+                              for k in local]
             clean_parts = {}
             with torch.no_grad():
                 for projector, k in self.fbp_parts:
@@ -403,11 +425,18 @@ class CTRankProblem(RankProblem):
             config = type(config)(**{**asdict(config), "weights": "drunet-small-ct"})
         net = load_prior_denoiser(config, 1, self.device)
         batch = config.max_batch_size or 8
+        n = self.config.size
         if self.config.prior_mode == "slices":
             slices = SliceDenoiser(net, batch=batch)
-            if self.layout == "sharded" or config.implementation == "none":
+            if config.implementation == "none":
+                return slices
+            if config.patch < n:  # in-plane tiles: a rank holds one window's activations, not a whole slice's
+                tiling = TilingConfig(patch=(SLICE_TILE_DEPTH, config.patch, config.patch),
+                                      overlap=(0, config.overlap, config.overlap), blend=config.blend,
+                                      max_batch_size=1, layout=self.layout)
+                return TiledDenoiser(slices, tiling)
+            if self.layout == "sharded":
                 return slices  # the slab's slices, no communication
-            n = self.config.size
             tiling = TilingConfig(patch=(-(-n // self.world), n, n), overlap=0, blend="crop", align=1,
                                   max_batch_size=1, layout="replicated")
             return TiledDenoiser(slices, tiling)

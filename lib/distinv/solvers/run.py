@@ -40,7 +40,7 @@ from distinv.solvers.config import DIRECT_SOLVERS, SOLVERS, PriorConfig, SolverC
 from distinv.solvers.context import AccountedContext
 from distinv.solvers.iterations import PhaseTimes, make_solver
 
-__all__ = ["RunOptions", "split_config", "default_config", "run_reconstruction", "DEVICES"]
+__all__ = ["RunOptions", "split_config", "default_config", "run_reconstruction", "DEVICES", "parse_settings"]
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -303,6 +303,21 @@ def _parse_value(text: str):
         return text
 
 
+def parse_settings(items) -> dict:
+    """``["key=value", ...]`` (command-line ``--set`` entries) as a dict, values parsed as JSON when possible.
+
+    >>> parse_settings(["size=64", "projector=matrix-free"])
+    {'size': 64, 'projector': 'matrix-free'}
+    """
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set entries must be KEY=VALUE, got {item!r}")
+        settings[key] = _parse_value(value)
+    return settings
+
+
 def main(argv: list[str] | None = None) -> dict:
     """``python -m distinv.solvers --nprocs N --set key=value ...``: run and print JSON."""
     import distinv
@@ -315,12 +330,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="config entries, values parsed as JSON when possible")
     args = parser.parse_args(argv)
-    cfg = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set entries must be KEY=VALUE, got {item!r}")
-        cfg[key] = _parse_value(value)
+    try:
+        cfg = parse_settings(args.set)
+    except ValueError as error:
+        parser.error(str(error))
     cfg.setdefault("progress", False)
     cfg["problem"] = args.problem
     result = summary(distinv.launch(run_reconstruction, cfg, nprocs=args.nprocs, timeout=args.timeout))

@@ -23,7 +23,9 @@ views) in a process (:func:`projection_matrix` is cached), 5–11 s at 256²/180
 a product with a transposed CSR is several times slower).
 
 **Backends** (``backend=``): ``"torch"`` (torch sparse CSR times dense, CPU and CUDA; the CSR shares
-scipy's int32 index arrays) and ``"scipy"`` (scipy CSR, CPU only, one thread). Median wall times of
+scipy's int32 index arrays), ``"scipy"`` (scipy CSR, CPU only, one thread) and ``"matrix-free"``
+(:mod:`distinv.tomography.joseph`: the same weights recomputed view by view at every product, nothing
+stored, so a rank's memory falls with its slab; slower, see that module). Median wall times of
 :math:`A` / :math:`A^\top` on the whole volume, 180 views, float32, 3 or 5 interleaved rounds of 5 runs,
 printed by ``OMP_NUM_THREADS=T python -m distinv.tomography.speed --size N --views 180 --repeats 5
 --rounds R --threads T --backends torch scipy`` (add ``--skip-deepinv`` to time the sparse backends only)
@@ -68,7 +70,7 @@ from distinv.tomography.geometry import ParallelBeamGeometry
 __all__ = ["ParallelBeamProjector", "projection_matrix", "build_projection_matrix", "normalize_views", "BACKENDS",
            "DEFAULT_BACKEND", "ASTRA_PROJECTOR"]
 
-BACKENDS = ("torch", "scipy")
+BACKENDS = ("torch", "scipy", "matrix-free")
 DEFAULT_BACKEND = "torch"
 #: ASTRA's 2D CPU projector type (see the module notes).
 ASTRA_PROJECTOR = "linear"
@@ -216,7 +218,8 @@ class ParallelBeamProjector(LinearPhysics):
     :param views: the view indexes of this operator (``None``: all views).
     :param torch.device, str device: where the matrices live (CPU or CUDA with ``backend="torch"``).
     :param torch.dtype dtype: ``torch.float32`` or ``torch.float64``; signals must have this dtype.
-    :param str backend: ``"torch"`` or ``"scipy"`` (CPU only); ``None`` for :data:`DEFAULT_BACKEND`.
+    :param str backend: ``"torch"``, ``"scipy"`` (CPU only) or ``"matrix-free"`` (no stored matrix, weights
+        recomputed per product); ``None`` for :data:`DEFAULT_BACKEND`.
     :param kwargs: passed to :class:`deepinv.physics.LinearPhysics` (e.g. ``noise_model``).
 
     >>> import torch
@@ -250,7 +253,11 @@ class ParallelBeamProjector(LinearPhysics):
         self.views = views
         self.backend = backend
         self._dtype = dtype
+        self._device = device
         self._init_kwargs = dict(kwargs)
+        if backend == "matrix-free":  # the weights are recomputed view by view (distinv.tomography.joseph)
+            self._angles = tuple(float(a) for a in geometry.angles()[list(views)])
+            return
         matrix = projection_matrix(geometry, views)
         transpose = projection_matrix(geometry, views, transpose=True)
         if backend == "torch":
@@ -291,7 +298,15 @@ class ParallelBeamProjector(LinearPhysics):
     # ------------------------------------------------------------------ products
     def _product(self, which: int) -> Callable[[torch.Tensor], torch.Tensor]:
         """``rows (S, n) -> rows @ Kᵀ (S, m)`` for K = M (which=0) or Mᵀ (which=1): K applied to every row."""
-        if self.backend == "torch":
+        if self.backend == "matrix-free":
+            from distinv.tomography.joseph import back_project_rows, project_rows
+
+            kernel = project_rows if which == 0 else back_project_rows
+            size, detectors = self.geometry.size, self.geometry.detectors
+
+            def apply(rows: torch.Tensor) -> torch.Tensor:
+                return kernel(rows.T.contiguous(), self._angles, size, detectors).T.contiguous()
+        elif self.backend == "torch":
             matrix = self._matrix if which == 0 else self._transpose
 
             def apply(rows: torch.Tensor) -> torch.Tensor:
@@ -329,7 +344,7 @@ class ParallelBeamProjector(LinearPhysics):
         return self._map_slices(y, 1, self.geometry.signal_shape)
 
     def __reduce__(self):
-        device = self._matrix.device if self.backend == "torch" else torch.device("cpu")
+        device = self._matrix.device if self.backend == "torch" else self._device
         kwargs = {name: value for name, value in self._init_kwargs.items()
                   if name not in ("noise_model", "sensor_model")}  # deepinv's hold lambdas: not picklable
         kwargs.update(geometry=self.geometry, views=self.views, device=str(device), dtype=self.dtype,
