@@ -74,7 +74,7 @@ TV_ITERATIONS = 100
 VALIDATION_CROP = 256
 
 #: Initialisations: identity, random, or a shipped denoiser of the same architecture to fine-tune.
-INITS = ("identity", "random", "drunet-small-gray", "drunet-small-color")
+INITS = ("identity", "random", "drunet-small-gray", "drunet-small-color", "drunet-small-ct")
 #: Training data: ``skimage`` (natural images, the shipped gray / color priors) or ``ct-phantoms``.
 DATASETS = ("skimage", "ct-phantoms", "radio-skies")
 #: CT prior: cube sides whose slices are drawn (the phantom is the same object at every side).
@@ -635,6 +635,7 @@ def write_model_card(out_dir: Path) -> None:
             f"cosine, seed {t['seed']}, bf16 autocast {t['bf16_autocast']}",
             f"- software: torch {t['torch']}, deepinv {t['deepinv']}, commit {t['commit']}, "
             f"{t['date']}",
+            *_init_lines(t),
             "",
         ]
         if d.get("dataset") == "radio-skies":
@@ -717,6 +718,7 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool,
 
     model = DRUNet(config.channels, config.channels, nc=config.nc, nb=config.nb,
                    pretrained=None, device=device)
+    parent = None  # the record of the shipped denoiser this run fine-tunes, if any
     if config.init == "identity":
         initialise_as_identity(model)
     elif config.init != "random":  # fine-tune a shipped denoiser (sha256-checked, weights_only)
@@ -724,6 +726,7 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool,
 
         shipped = load_denoiser(config.init, device=device)
         model.load_state_dict(shipped.state_dict(), strict=True)
+        parent = _parent_record(config.init)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     use_bf16 = device.startswith("cuda")
     torch.backends.cudnn.benchmark = use_bf16  # fixed shapes: let cuDNN pick its kernels
@@ -818,13 +821,33 @@ def train(config: TrainingConfig, images, out_dir: Path, force: bool,
             "deepinv": deepinv.__version__,
             "commit": git_commit(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        },
+        } | ({"init_sha256": parent["sha256"], "init_training": parent["training"]} if parent else {}),
         "validation": validation,
     }
     write_atomically(out_dir / f"{config.name}.json",
                      lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
     write_model_card(out_dir)
     return record
+
+
+def _init_lines(training: dict) -> list[str]:
+    """Card lines for the runs a fine-tuned model started from, newest first."""
+    lines, sha = [], training.get("init_sha256")
+    parent = training.get("init_training")
+    while parent is not None:
+        lines.append(f"- started from `{training['init']}` sha256 `{sha}`: {parent['steps']} steps in "
+                     f"{parent['minutes']:.1f} min, σ ~ U[0, {parent['sigma_max']}], Adam lr {parent['lr']}, "
+                     f"init {parent.get('init', 'random')}, commit {parent['commit']}")
+        training, sha, parent = parent, parent.get("init_sha256"), parent.get("init_training")
+    return lines
+
+
+def _parent_record(name: str) -> dict:
+    """The shipped record (sha256, training) of the denoiser ``name`` that a run fine-tunes: a fine-tuned
+    model's card then says what it started from, run after run."""
+    from distinv.models import shipped_record
+
+    return shipped_record(name)
 
 
 def _radio_data_record(config: TrainingConfig, sampler: RadioSkySampler) -> dict:

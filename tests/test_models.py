@@ -244,6 +244,19 @@ def test_training_config_refuses_bad_settings(change, message):
         script.TrainingConfig(**{**settings, **change})
 
 
+def test_fine_tuning_the_shipped_ct_prior_records_where_it_started(tmp_path):
+    script = _training_script()
+    args = ["--dataset", "ct-phantoms", "--steps", "1", "--patch", "32", "--batch", "2", "--init", "drunet-small-ct",
+            "--validation-crop", "32", "--ct-sizes", "32", "--ct-pool", "2", "--out-dir", str(tmp_path)]
+    assert script.main(args) == 0
+    training = json.loads((tmp_path / "drunet-small-ct.json").read_text())["training"]
+    shipped = models.shipped_record("drunet-small-ct")
+    assert training["init"] == "drunet-small-ct" and training["init_sha256"] == shipped["sha256"]
+    assert training["init_training"] == shipped["training"]  # the whole chain, run after run
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert f"- started from `drunet-small-ct` sha256 `{shipped['sha256']}`: {shipped['training']['steps']} steps" in card
+
+
 def test_training_script_ct_phantoms_writes_a_loadable_ct_prior(tmp_path):
     from distinv.tomography.phantoms import PRIOR_VALIDATION_SEEDS
 
