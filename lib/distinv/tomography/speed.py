@@ -110,8 +110,9 @@ def sparse_operator(geometry: ParallelBeamGeometry, backend: str) -> TimedOperat
     double = ParallelBeamProjector(geometry, dtype=torch.float64, backend=backend)
     x64 = _random((1, 1, _CHECK_SLICES, n, n), torch.float64, 1)
     y64 = _random((1, 1, _CHECK_SLICES) + double.measurement_size, torch.float64, 2)
-    info = {"threads": torch.get_num_threads() if backend == "torch" else 1, "nnz": int(matrix.nnz),
-            "matrices_mb": round(2 * matrix_bytes / 2 ** 20, 1),  # M and its transpose
+    stored = backend != "matrix-free"  # the matrix-free backend computes the same weights per product
+    info = {"threads": 1 if backend == "scipy" else torch.get_num_threads(), "nnz": int(matrix.nnz),
+            "matrices_mb": round(2 * matrix_bytes / 2 ** 20, 1) if stored else 0.0,  # M and its transpose
             **_adjointness(double, x64, y64)}
     return TimedOperator(f"sparse/{backend}", lambda: physics.A(x), lambda: physics.A_adjoint(y), 1.0, n, info)
 
