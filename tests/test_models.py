@@ -231,8 +231,8 @@ def test_identity_initialisation_returns_the_input(channels):
         ({"channels": 2}, "channels must be 1 or 3, got 2"),
         ({"minutes": None, "steps": None}, "give --minutes or --steps"),
         ({"patch": 60}, "patch must be a multiple of 8 and >= 32, got 60"),
-        ({"init": "zeros"}, r"init must be one of \('identity', 'random', 'drunet-small-gray', 'drunet-small-color'\), "
-                            r"got 'zeros'"),
+        ({"init": "zeros"}, r"init must be one of \('identity', 'random', 'drunet-small-gray', 'drunet-small-color', "
+                            r"'drunet-small-ct'\), got 'zeros'"),
         ({"loss": "huber"}, "loss must be 'l1' or 'l2', got 'huber'"),
     ],
 )

@@ -420,7 +420,7 @@ SIZE_MESSAGE = r"size must be an integer in \[16, 1024\], got "
          r"views must be distinct, got \[1, 1\]"),
         (lambda: ParallelBeamProjector(ParallelBeamGeometry(16, 4), views=[]), ValueError, r"at least one view"),
         (lambda: ParallelBeamProjector(ParallelBeamGeometry(16, 4), backend="cupy"), ValueError,
-         r"backend must be one of \('torch', 'scipy'\) or None, got 'cupy'"),
+         r"backend must be one of \('torch', 'scipy', 'matrix-free'\) or None, got 'cupy'"),
         (lambda: ParallelBeamProjector(ParallelBeamGeometry(16, 4), dtype=torch.float16), TypeError,
          r"dtype must be torch.float32 or torch.float64, got torch.float16"),
         (lambda: ParallelBeamProjector({"size": 16, "views": 4}), TypeError,

@@ -84,6 +84,10 @@ def preview(x: torch.Tensor, side: int) -> torch.Tensor:
     return x[0].float().cpu()
 
 
+#: Slices whose SSIM :func:`volume_quality_sums` computes at once (bounds its temporaries on a large slab).
+SSIM_SLICES = 2
+
+
 def volume_quality_sums(x: torch.Tensor, x_true: torch.Tensor) -> torch.Tensor:
     r"""Sums behind the metrics of a volume (or of a slab of it): ``[Σ (x − x_true)², voxels, Σ SSIM_z, slices]``.
 
@@ -106,7 +110,10 @@ def volume_quality_sums(x: torch.Tensor, x_true: torch.Tensor) -> torch.Tensor:
     squared = torch.sum((x - x_true) ** 2, dtype=torch.float64)
     slices = x[0].transpose(0, 1)  # (Z, C, H, W)
     truth = x_true[0].transpose(0, 1)
-    ssim = banded_ssim(slices, truth, max_pixel=1.0).to(torch.float64).sum() if slices.shape[0] else 0.0
+    ssim = 0.0
+    for start in range(0, slices.shape[0], SSIM_SLICES):  # a few slices at a time: SSIM's filtered maps are
+        stop = start + SSIM_SLICES                          # several times the size of what they filter
+        ssim += float(banded_ssim(slices[start:stop], truth[start:stop], max_pixel=1.0).to(torch.float64).sum())
     return torch.tensor([float(squared), x.numel(), float(ssim), slices.shape[0]], dtype=torch.float64)
 
 

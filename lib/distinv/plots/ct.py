@@ -143,39 +143,32 @@ def tv_grid_figure(document: dict):
     return fig
 
 
-def memory_figure(document: dict, others: dict | None = None):
+def memory_figure(document: dict):
     """Per-rank peak memory above the process baseline against the number of ranks (log-log), per size.
 
     :param dict document: what ``python -m distinv.bench.studies.ct memory`` wrote (``"rows"``: size, nprocs,
         ``data_mib`` = max over ranks of peak minus baseline).
-    :param dict others: more documents to draw beside it, by label (e.g. another projector); the main
-        document's traces are then labelled by its ``config["projector"]``.
 
     >>> doc = {"rows": [{"size": 32, "nprocs": 1, "data_mib": 8.0}, {"size": 32, "nprocs": 2, "data_mib": 4.0}]}
     >>> [trace.name for trace in memory_figure(doc).data]
     ['32³ measured', '32³ ideal 1/P']
-    >>> [trace.name for trace in memory_figure(doc, {"stored matrix": doc}).data][2:]
-    ['32³ measured, stored matrix']
     """
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    label = f", {document.get('config', {}).get('projector', 'matrix')}" if others else ""
-    for name, doc, ideal in [(label, document, True)] + [(f", {k}", v, False) for k, v in (others or {}).items()]:
-        for size in sorted({r["size"] for r in doc["rows"]}):
-            rows = sorted((r for r in doc["rows"] if r["size"] == size), key=lambda r: r["nprocs"])
-            ranks = [r["nprocs"] for r in rows]
-            fig.add_trace(go.Scatter(x=ranks, y=[r["data_mib"] for r in rows], mode="lines+markers",
-                                     name=f"{size}³ measured{name}"))
-            if ideal:
-                first = rows[0]
-                fig.add_trace(go.Scatter(x=ranks, y=[first["data_mib"] * first["nprocs"] / p for p in ranks],
-                                         mode="lines", line_dash="dot", name=f"{size}³ ideal 1/P"))
+    sizes = sorted({r["size"] for r in document["rows"]})
+    for size in sizes:
+        rows = sorted((r for r in document["rows"] if r["size"] == size), key=lambda r: r["nprocs"])
+        ranks = [r["nprocs"] for r in rows]
+        fig.add_trace(go.Scatter(x=ranks, y=[r["data_mib"] for r in rows], mode="lines+markers",
+                                 name=f"{size}³ measured"))
+        first = rows[0]
+        fig.add_trace(go.Scatter(x=ranks, y=[first["data_mib"] * first["nprocs"] / p for p in ranks], mode="lines",
+                                 line_dash="dot", name=f"{size}³ ideal 1/P"))
     fig.update_layout(xaxis_type="log", yaxis_type="log", xaxis_title="ranks P",
                       yaxis_title="peak memory per rank above the process baseline (MiB)", height=400,
                       title="Memory per rank, z-slab layout")
-    docs = [document] + list((others or {}).values())
-    fig.update_xaxes(tickvals=sorted({r["nprocs"] for doc in docs for r in doc["rows"]}))
+    fig.update_xaxes(tickvals=sorted({r["nprocs"] for r in document["rows"]}))
     return fig
 
 

@@ -82,8 +82,8 @@ def memory_rank(cfg: dict) -> list[dict] | None:
                                                                           config.image_side)])
         gc.collect()
         comm.barrier(site="bench.sync")
+        tracker = PeakTracker(device)  # first: on CPU it trims the heap, so the baseline is what stays resident
         baseline = _resident_bytes(device)
-        tracker = PeakTracker(device)
         start = time.perf_counter()
         loss = trainer.step(0)
         synchronize(device)
