@@ -301,7 +301,8 @@ glue("ct_free_saved_mb", stored["matrices_mb"], display=False)
 # the allocator's slack. Fitted as $c + v/P$ through 1 and {glue:text}`ct_mem_ranks` ranks, that constant is
 # $c$ = {glue:text}`ct_mem_constant:.0f` MiB per rank, against $v$ = {glue:text}`ct_mem_split:.0f` MiB that
 # the slabs split. Staying within {glue:text}`ct_mem_tolerance_pct:.0f` % of $1/P$ at
-# {glue:text}`ct_mem_ranks` ranks needs $c$ at most {glue:text}`ct_mem_constant_bound:.3f` times $v$. Leaving the matrix out costs time: at {glue:text}`ct_free_size`³ the matrix-free
+# {glue:text}`ct_mem_ranks` ranks needs $c$ at most {glue:text}`ct_mem_constant_bound:.3f` times $v$.
+# Leaving the matrix out costs time: at {glue:text}`ct_free_size`³ the matrix-free
 # products are {glue:text}`ct_free_slower_a:.1f`× (A) and {glue:text}`ct_free_slower_at:.1f`× (Aᵀ) slower
 # than the stored matrix's, which holds {glue:text}`ct_free_saved_mb:.0f` MB per rank at that size, a cost that
 # grows with the slice's area and the views, not with the slab.

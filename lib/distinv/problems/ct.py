@@ -30,8 +30,9 @@ The start point is FBP (:func:`~distinv.tomography.fbp.filtered_back_projection`
 from its views or its slab. The prior is a 2D denoiser applied slice by slice (``prior_mode="slices"``;
 when the prior's ``patch`` is smaller than the slice, each slice is tiled in-plane too, so a rank holds one
 tile's activations), or a 3D DRUNet inflated from the 2D weights and tiled in 3D with halos (``"volume"``).
-The projector stores ASTRA's matrix (``projector="matrix"``) or recomputes its weights at every product
-(``"matrix-free"``): then nothing a rank holds is independent of its slab.
+The projector stores ASTRA's matrix (``projector="matrix"``, the same on every rank whatever its slab) or
+recomputes its weights at every product (``"matrix-free"``): a rank then holds, beyond buffers the size of its
+slab, only the network, one tile's activations and the weights of a few rays.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ from deepinv.physics import LinearPhysics
 
 from distinv.problems.base import RankProblem
 
-__all__ = ["CTConfig", "PROJECTORS", "DISTRIBUTIONS", "ANGLE_SPLITS", "PRIOR_MODES", "MAX_SIZE", "CTRankProblem", "setup_rank",
-           "ScaledOperator", "SliceDenoiser", "inflate_to_3d", "view_group_factory", "slice_noise"]
+__all__ = ["CTConfig", "PROJECTORS", "DISTRIBUTIONS", "ANGLE_SPLITS", "PRIOR_MODES", "MAX_SIZE", "CTRankProblem",
+           "setup_rank", "ScaledOperator", "SliceDenoiser", "inflate_to_3d", "view_group_factory", "slice_noise"]
 
 #: How the operator and the volume are split over ranks.
 DISTRIBUTIONS = ("angles", "slabs")

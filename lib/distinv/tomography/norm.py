@@ -50,7 +50,8 @@ def _normal_operator(geometry: ParallelBeamGeometry, matrix_free: bool):
 
         def normal(v: np.ndarray) -> np.ndarray:
             column = torch.from_numpy(v)[:, None]
-            return back_project_rows(project_rows(column, angles, size, detectors), angles, size, detectors)[:, 0].numpy()
+            projected = project_rows(column, angles, size, detectors)
+            return back_project_rows(projected, angles, size, detectors)[:, 0].numpy()
 
         return normal
     matrix = build_projection_matrix(geometry).astype(np.float64)  # not kept: a rank may hold other views
