@@ -255,7 +255,7 @@ display(quality_table(quality_doc))
 # baseline holds the imports *and* the library code that the first products and network calls load; the
 # heap's free pages are handed back to the system before each measurement.
 #
-# Two settings decide whether anything a rank holds is independent of its slab. The stored projector keeps
+# Two settings decide how much a rank holds whatever its slab. The stored projector keeps
 # ASTRA's matrix of one slice and its transpose, the same on every rank whatever its slab;
 # `projector="matrix-free"` recomputes those weights, a few rays at a time, at every product
 # ({mod}`distinv.tomography.joseph`, equal to ASTRA's matrix entry by entry to its float32 rounding). And a

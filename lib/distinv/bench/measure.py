@@ -21,6 +21,7 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Iterator
 
 import torch
@@ -58,21 +59,21 @@ def gather_objects(obj: object, site: str = "bench.gather") -> list:
     return comm.all_gather_object([None] * world, obj, site=site)
 
 
+@lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
 def _release_free_heap() -> None:
     """glibc's ``malloc_trim(0)``: return the heap's free pages to the system (nothing elsewhere)."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            import ctypes
-
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def reset_peak_memory(device: torch.device) -> None:

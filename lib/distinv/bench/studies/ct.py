@@ -26,7 +26,6 @@ import argparse
 import time
 from typing import Sequence
 
-import distinv
 from distinv.bench.output import add_output_arguments, emit_document, refuse_existing_output
 
 __all__ = ["quality_study", "equivalence_study", "memory_study", "reconstruction_after_warm_up", "gpu_operator_check",
@@ -38,10 +37,10 @@ HELD_OUT_SEED = 7
 TV_WEIGHTS = (0.0078125, 0.015625, 0.03125, 0.0625, 0.125, 0.25, 0.5, 1.0)
 
 
-def _run(cfg: dict, nprocs: int) -> dict:
+def _run(cfg: dict, nprocs: int, entry=None) -> dict:
     from distinv.bench.use_cases.reconstruction import launch_reconstruction
 
-    return launch_reconstruction("ct", cfg, nprocs)
+    return launch_reconstruction("ct", cfg, nprocs, entry=entry)
 
 
 def quality_study(size: int = 64, views: int = 60, noise: float = 0.01, nprocs: int = 2,
@@ -143,10 +142,7 @@ def memory_study(sizes: Sequence[int] = (256, 384), ranks: Sequence[int] = (1, 2
         for nprocs in ranks:
             cfg = {"size": size, "views": views, "iterations": 1, "distribution": "slabs", "weights": weights,
                    "pinv_iterations": 0, "solver": "pnp-hqs", "seed": HELD_OUT_SEED, "preview_size": 64, **extra}
-            started = time.perf_counter()
-            result = distinv.launch(reconstruction_after_warm_up, {"problem": "ct", "progress": False, **cfg},
-                                    nprocs=nprocs, timeout=7200.0)
-            result["wall_seconds"] = time.perf_counter() - started
+            result = _run(cfg, nprocs, entry=reconstruction_after_warm_up)
             per_rank = result["per_rank"]
             worst = max(per_rank, key=lambda r: r["peak_mem_bytes"] - r["baseline_mem_bytes"])
             rows.append({

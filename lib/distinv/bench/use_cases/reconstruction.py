@@ -59,7 +59,8 @@ def run_problem(cfg: dict[str, Any]) -> dict[str, Any] | None:
     return run_reconstruction({"problem": problem, **{key: value for key, value in cfg.items() if key in accepted}})
 
 
-def launch_reconstruction(problem: str, cfg: dict[str, Any], nprocs: int, timeout: float = 7200.0) -> dict[str, Any]:
+def launch_reconstruction(problem: str, cfg: dict[str, Any], nprocs: int, timeout: float = 7200.0,
+                          entry=None) -> dict[str, Any]:
     """Solve ``problem`` with ``cfg`` on ``nprocs`` fresh ranks (no progress bar); rank 0's result plus
     ``wall_seconds``, the launch's wall time (the studies' runs).
 
@@ -67,6 +68,8 @@ def launch_reconstruction(problem: str, cfg: dict[str, Any], nprocs: int, timeou
     :param dict cfg: :func:`distinv.solvers.run.run_reconstruction` options.
     :param int nprocs: ranks.
     :param float timeout: seconds before the launch is stopped.
+    :param callable entry: the ranks' function, called with the config (``None``:
+        :func:`~distinv.solvers.run.run_reconstruction`; e.g. one that warms up first).
     """
     import time
 
@@ -74,7 +77,7 @@ def launch_reconstruction(problem: str, cfg: dict[str, Any], nprocs: int, timeou
     from distinv.solvers.run import run_reconstruction
 
     started = time.perf_counter()
-    result = distinv.launch(run_reconstruction, {"problem": problem, "progress": False, **cfg}, nprocs=nprocs,
-                            timeout=timeout)
+    result = distinv.launch(entry or run_reconstruction, {"problem": problem, "progress": False, **cfg},
+                            nprocs=nprocs, timeout=timeout)
     result["wall_seconds"] = time.perf_counter() - started
     return result
