@@ -119,3 +119,28 @@ def die_on_rank(dying_rank: int, how: str) -> int:
         ctypes.string_at(0)  # SIGSEGV
     dist.barrier()
     return dist.get_rank()
+
+
+def freed_slabs_kept_mib(map_first: bool = False) -> float:
+    """MiB that stay resident after freeing four 16 MiB tensors, once glibc's dynamic mmap threshold rose.
+
+    A freed 24 MiB block raises glibc's default threshold to 24 MiB; a small tensor allocated after the
+    slabs keeps them off the heap's top. ``map_first``: pin the threshold here first
+    (:func:`distinv.allocator.map_large_allocations`).
+    """
+    from distinv.allocator import map_large_allocations
+
+    def resident() -> int:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+    if map_first:
+        map_large_allocations()
+    torch.ones(6 * 2**20)
+    before = resident()
+    slabs = [torch.ones(4 * 2**20) for _ in range(4)]
+    small = torch.ones(2**14)
+    del slabs
+    kept = (resident() - before) / 2**20
+    del small
+    return kept
