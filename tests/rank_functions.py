@@ -144,3 +144,13 @@ def freed_slabs_kept_mib(map_first: bool = False) -> float:
     kept = (resident() - before) / 2**20
     del small
     return kept
+
+
+def freed_slabs_kept_after_a_run(map_large_allocations: bool) -> float:
+    """:func:`freed_slabs_kept_mib` on this rank after a small reconstruction run with that run option."""
+    from distinv.solvers.run import run_reconstruction
+
+    run_reconstruction(dict(size=48, K=2, blur_sigma=[1.0, 0.5], iterations=1, weights="random", patch=16,
+                            overlap=8, progress=False, pinv_iterations=0,
+                            map_large_allocations=map_large_allocations))
+    return freed_slabs_kept_mib()

@@ -24,12 +24,27 @@ def test_freed_slabs_stay_resident_by_default_and_leave_when_mapped():
     assert _kept_in_fresh_process(map_first=True) < 8
 
 
-@pytest.mark.parametrize("nprocs", [1, 2])
-def test_every_launched_rank_maps_its_large_allocations(nprocs):
-    assert distinv.launch(rf.freed_slabs_kept_mib, nprocs=nprocs) < 8
+def test_the_run_option_pins_the_threshold_on_every_rank():
+    assert distinv.launch(rf.freed_slabs_kept_after_a_run, True, nprocs=2) < 8
+    assert distinv.launch(rf.freed_slabs_kept_after_a_run, False, nprocs=2) > 48  # off by default
+
+
+def test_the_run_option_takes_booleans_only():
+    from distinv.solvers.run import RunOptions
+
+    with pytest.raises(ValueError, match="map_large_allocations must be true or false"):
+        RunOptions(map_large_allocations="yes")
 
 
 @pytest.mark.parametrize("bad", [0, 4095, 33 * 2**20, 1.5, True, "4MiB"])
 def test_thresholds_outside_glibcs_range_are_refused(bad):
     with pytest.raises(ValueError, match="threshold_bytes must be an integer from 4096"):
         map_large_allocations(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_the_cost_benchmark_refuses_bad_round_counts(bad):
+    from distinv.bench.allocator import allocator_costs
+
+    with pytest.raises(ValueError, match="rounds must be an integer >= 1"):
+        allocator_costs(bad)

@@ -3,15 +3,14 @@
 glibc serves an allocation from its heap unless it is at least the *mmap threshold*, which starts at
 128 KiB and rises to the size of every mapped block that is freed, up to 32 MiB. After a rank frees its
 first 16 MiB tensor, every later slab-sized tensor below 32 MiB comes from the heap, and what it frees
-there stays resident (the heap shrinks only from its top), so the rank's resident memory is what it
-*once* held plus the holes between what it holds. Measured on the CT memory study (1 PnP iteration, 128³
-on one rank, no other change): peak above the baseline 156 MiB with glibc's default, 125 MiB with the
-threshold pinned.
+there stays resident (the heap shrinks only from its top): the rank's resident memory is what it once
+held plus the holes between what it holds.
 
 :func:`map_large_allocations` pins the threshold (which also stops its rising): blocks of at least
-``threshold_bytes`` get their own mapping and go back to the system when freed. Smaller ones (a network's
-activations on one tile, a slice) stay on the heap, where reuse is cheap; mapping those too made a CPU
-iteration twice as slow. :func:`distinv.launch` applies it on every CPU rank.
+``threshold_bytes`` get their own mapping and go back to the system when freed. It trades time for
+memory, since every new large tensor is then fresh pages the kernel must fault in and zero: it is the
+run option ``map_large_allocations`` (:class:`distinv.solvers.run.RunOptions`), off by default, one of
+the lean settings of the CT memory study (chapter 02 gives both effects as measured).
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from functools import lru_cache
 
 __all__ = ["map_large_allocations", "DEFAULT_MMAP_THRESHOLD"]
 
-#: Allocations of at least this many bytes are mapped on their own (4 MiB: a 256² slice is 256 KiB, a
-#: 64-slice slab of 256² 16 MiB).
+#: Allocations of at least this many bytes are mapped on their own (4 MiB: a 96² window's activations and a
+#: 256² slice stay on the heap, a 64-slice slab of 256² (16 MiB) is mapped).
 DEFAULT_MMAP_THRESHOLD = 4 * 2**20
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 _GLIBC_MAX = 32 * 2**20  # half of HEAP_MAX_SIZE on 64-bit: mallopt refuses a larger threshold

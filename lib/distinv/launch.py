@@ -25,9 +25,6 @@ rank measured then included the outputs its launcher held).
 that calls :func:`launch` at its top level, without ``if __name__ == "__main__":``, would launch again
 from each rank. The ranks refuse at once and the caller gets a :class:`RankError` that says so.
 
-Every rank, the calling process included when it is one, maps its large host allocations on their own
-(:func:`distinv.allocator.map_large_allocations`), so what a rank frees goes back to the system.
-
 Faults. A rank that raises, dies (a signal, ``os._exit``, a crash in native code), fails to join the
 process group or exceeds its memory cap (``memory_limit_bytes``) ends the launch with a
 :class:`RankError` naming the rank and the cause, with the rank's traceback or the tail of its stderr;
@@ -59,7 +56,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable
 
-from distinv.allocator import map_large_allocations
 from distinv.rank_faults import (EXIT_MAIN_REENTERED, LaunchTimeout, RankError, RankFailure, death_failure,
                                  exception_cause, failure_from_exception, main_guard_advice, main_thread_stack,
                                  oom_kill_count, primary_error)
@@ -372,7 +368,6 @@ def _run_in_place(fn, args, kwargs, backend: str, device: str, memory_limit_byte
     import torch
     import torch.distributed as dist
 
-    map_large_allocations()
     if not dist.is_initialized():
         use_cuda = device != "cpu" and torch.cuda.is_available()
         if backend == "auto":
@@ -406,7 +401,6 @@ def _run_in_process(fn, args, kwargs, backend: str, device_type: str, threads: i
     if dist.is_initialized():
         with _memory_cap(memory_limit_bytes):
             return fn(*args, **kwargs)
-    map_large_allocations()
     saved_env = {k: os.environ.get(k) for k in (_ENV_DEVICE,)}
     saved_threads = torch.get_num_threads()
     os.environ[_ENV_DEVICE] = _device_for_local_rank(device_type, 0)
@@ -568,7 +562,6 @@ def _rank_main(rank: int, fn, args, kwargs, plan: _Plan, port: int, conn, err_pi
         import torch.distributed as dist
 
         torch.set_num_threads(plan.threads)
-        map_large_allocations()
         device = _device_for_local_rank(plan.device_type, rank)
         os.environ[_ENV_DEVICE] = device
         if plan.device_type == "cuda":

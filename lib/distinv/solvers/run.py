@@ -54,6 +54,9 @@ class RunOptions:
     :param int metrics_every: PSNR/SSIM every this many iterations (and at the last one).
     :param int preview_size: side of the downsampled previews returned.
     :param int crop_size: side of the full-resolution crops around a tile corner.
+    :param bool map_large_allocations: pin glibc's mmap threshold on every rank first
+        (:func:`distinv.allocator.map_large_allocations`): less resident memory, slower products (it stays
+        pinned in the rank's process after the run).
     """
 
     device: str = "auto"
@@ -61,10 +64,13 @@ class RunOptions:
     metrics_every: int = 1
     preview_size: int = 256
     crop_size: int = 96
+    map_large_allocations: bool = False
 
     def __post_init__(self):
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if not isinstance(self.map_large_allocations, bool):
+            raise ValueError(f"map_large_allocations must be true or false, got {self.map_large_allocations!r}")
         for name in ("metrics_every", "preview_size", "crop_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -158,6 +164,10 @@ def run_reconstruction(cfg: dict) -> dict | None:
     from distinv.launch import resolve_device
 
     device = resolve_device(options.device)
+    if options.map_large_allocations:
+        from distinv.allocator import map_large_allocations
+
+        map_large_allocations()
     started = time.perf_counter()
     with AccountedContext("physics", device) as ctx, AccountedContext("prior", device) as prior_ctx:
         rank, world = ctx.rank, ctx.world_size
