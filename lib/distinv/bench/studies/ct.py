@@ -10,14 +10,15 @@ r"""Benchmarks of the tomography use case (chapter 02), each printing a JSON doc
     z-slab layout, one PnP iteration per (size, ranks): peak memory per rank above the process baseline
     (the imports and the code the first products load: each rank first makes a small warm-up run),
     against the ideal ``1/P`` of one rank; ``--limit-gib`` checks a largest case (512³ on 4 ranks: no rank
-    above 4 GiB). ``--set projector=matrix-free patch=64 max_batch_size=1`` measures the lean settings.
+    above 4 GiB). ``--set projector=matrix-free patch=64 overlap=16 max_batch_size=1 map_large_allocations=true``
+    measures the lean settings.
 
 Examples::
 
     python -m distinv.bench.studies.ct quality --size 64 --views 60 --nprocs 2 --out results/ct/quality_cpu.json
     python -m distinv.bench.studies.ct equivalence --size 32 --iterations 3
-    python -m distinv.bench.studies.ct memory --sizes 256 384 --ranks 1 2 4 --out results/ct/memory_cpu.json
-    python -m distinv.bench.studies.ct memory --sizes 512 --ranks 4 --limit-gib 4 --out results/ct/memory_512.json
+    python -m distinv.bench.studies.ct memory --sizes 256 --ranks 1 2 4 --out results/ct/memory_cpu.json
+    python -m distinv.bench.studies.ct memory --sizes 512 --ranks 4 --limit-gib 4 --out results/ct/memory_512_cpu.json
 """
 
 from __future__ import annotations
