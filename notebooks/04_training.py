@@ -233,8 +233,8 @@ psnr_time_figure(quality_doc).show()
 # With the same number of iterations the network gains {glue:text}`tr_gain:.2f` dB in mean PSNR
 # ({glue:text}`tr_psnr_unrolled:.2f` against {glue:text}`tr_psnr_hqs_same:.2f` dB; from
 # {glue:text}`tr_gain_min:.2f` to {glue:text}`tr_gain_max:.2f` dB per photo), {glue:text}`tr_gain_verdict` the
-# 1 dB we aimed for, after {glue:text}`tr_train_steps` steps of batches of {glue:text}`tr_train_batch`
-# {glue:text}`tr_train_crop`² crops on one core. Against time: PnP-HQS's best mean PSNR ({glue:text}`tr_hqs_best:.2f` dB, after {glue:text}`tr_hqs_best_iterations`
+# 1 dB we aimed for, after {glue:text}`tr_train_steps` steps on one core (crops of {glue:text}`tr_train_crop`²,
+# {glue:text}`tr_train_batch` per step). Against time: PnP-HQS's best mean PSNR ({glue:text}`tr_hqs_best:.2f` dB, after {glue:text}`tr_hqs_best_iterations`
 # iterations, {glue:text}`tr_hqs_best_seconds:.0f` s) is reached by the network after
 # {glue:text}`tr_unrolled_to_best:.0f` s, {glue:text}`tr_speedup:.1f`× sooner.
 #
