@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 from functools import lru_cache
 
-__all__ = ["map_large_allocations", "DEFAULT_MMAP_THRESHOLD"]
+__all__ = ["map_large_allocations", "release_free_heap", "DEFAULT_MMAP_THRESHOLD"]
 
 #: Allocations of at least this many bytes are mapped on their own (4 MiB: a 96² window's activations and a
 #: 256² slice stay on the heap, a 64-slice slab of 256² (16 MiB) is mapped).
@@ -27,12 +27,19 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 _GLIBC_MAX = 32 * 2**20  # half of HEAP_MAX_SIZE on 64-bit: mallopt refuses a larger threshold
 
 
-@lru_cache(maxsize=1)
-def _mallopt():
+@lru_cache(maxsize=None)
+def _glibc_function(name: str):
     try:
-        return ctypes.CDLL("libc.so.6").mallopt
+        return getattr(ctypes.CDLL("libc.so.6"), name)
     except (OSError, AttributeError):  # not glibc
         return None
+
+
+def release_free_heap() -> None:
+    """glibc's ``malloc_trim(0)``: return the heap's free pages to the system (nothing elsewhere)."""
+    trim = _glibc_function("malloc_trim")
+    if trim is not None:
+        trim(0)
 
 
 def map_large_allocations(threshold_bytes: int = DEFAULT_MMAP_THRESHOLD) -> bool:
@@ -49,7 +56,7 @@ def map_large_allocations(threshold_bytes: int = DEFAULT_MMAP_THRESHOLD) -> bool
             4096 <= threshold_bytes <= _GLIBC_MAX):
         raise ValueError(f"threshold_bytes must be an integer from 4096 to {_GLIBC_MAX} (32 MiB), "
                          f"got {threshold_bytes!r}")
-    mallopt = _mallopt()
+    mallopt = _glibc_function("mallopt")
     if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, threshold_bytes))

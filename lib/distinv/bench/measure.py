@@ -21,11 +21,11 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Iterator
 
 import torch
 
+from distinv.allocator import release_free_heap
 from distinv.distributed import comm
 
 __all__ = ["reset_peak_memory", "peak_memory_bytes", "PeakTracker", "IterationClock", "NetworkTimer", "synchronize",
@@ -59,23 +59,6 @@ def gather_objects(obj: object, site: str = "bench.gather") -> list:
     return comm.all_gather_object([None] * world, obj, site=site)
 
 
-@lru_cache(maxsize=1)
-def _malloc_trim():
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-def _release_free_heap() -> None:
-    """glibc's ``malloc_trim(0)``: return the heap's free pages to the system (nothing elsewhere)."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
 def reset_peak_memory(device: torch.device) -> None:
     """Start a new peak-memory window on this rank.
 
@@ -85,7 +68,7 @@ def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         return
-    _release_free_heap()
+    release_free_heap()
     try:
         with open(_CLEAR_REFS, "w") as handle:
             handle.write("5")
