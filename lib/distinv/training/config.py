@@ -88,16 +88,16 @@ class UnrolledTrainingConfig:
 
     images: tuple = TRAINING_PHOTOS
     channels: int = 1
-    n_layers: int = 8
+    n_layers: int = 3
     cg_iterations: int = 5
     init: str = "shipped"
     loss: str = "psnr"
-    steps: int = 170
+    steps: int = 1400
     lr: float = 2e-4
     lr_scalars: float = 3e-2
-    crop: int = 96
+    crop: int = 128
     image_side: int = 512
-    batch: int = 1
+    batch: int = 2
     K: int = 4
     sigma_n: float = 0.01
     blur_sigma: tuple = (3.0, 0.7)
@@ -111,7 +111,7 @@ class UnrolledTrainingConfig:
     channels_last: bool = True
     dtype: str = "float32"
     seed: int = 0
-    checkpoint_every: int = 25
+    checkpoint_every: int = 50
     minutes: float | None = None
     device: str = "auto"
     progress: bool = True
