@@ -15,5 +15,8 @@ def test_notebook_runs_with_the_tiny_profile(tmp_path):
     assert int(glued["tr_live_steps"]) == parameters["live_steps"]
     assert 0 < float(glued["tr_mem_ckpt_ratio"]) < 1  # read from the results file: checkpointing saves memory
     tables = [o for o in outputs if "text/html" in o.get("data", {})]
-    assert any("unrolled, 8 layers (dB)" in o["data"]["text/html"] for o in tables)
+    from distinv.solvers.unrolled import available_unrolled
+
+    n_layers = available_unrolled()["unrolled-hqs-gray"]["architecture"]["n_layers"]
+    assert any(f"unrolled, {n_layers} layers (dB)" in o["data"]["text/html"] for o in tables)
     assert any("denoiser weights" in o["data"]["text/html"] for o in tables)

@@ -146,6 +146,10 @@ def test_shipped_network_is_small_and_loads():
     model = load_unrolled("auto", channels=1)
     assert model.n_layers == record["architecture"]["n_layers"]
     assert [round(s, 6) for s in model.sigmas().tolist()] == [round(s, 6) for s in record["sigmas"]]
+    from distinv.models import WEIGHTS_DIR
+
+    card = (WEIGHTS_DIR / "MODEL_CARD.md").read_text()  # the card describes these weights, not earlier ones
+    assert f"## unrolled-hqs-gray\n" in card and record["sha256"] in card
 
 
 @pytest.mark.parametrize("call, error, message", [
