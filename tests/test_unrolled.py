@@ -149,7 +149,7 @@ def test_shipped_network_is_small_and_loads():
     from distinv.models import WEIGHTS_DIR
 
     card = (WEIGHTS_DIR / "MODEL_CARD.md").read_text()  # the card describes these weights, not earlier ones
-    assert f"## unrolled-hqs-gray\n" in card and record["sha256"] in card
+    assert "## unrolled-hqs-gray\n" in card and record["sha256"] in card
 
 
 @pytest.mark.parametrize("call, error, message", [
