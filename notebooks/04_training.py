@@ -192,8 +192,8 @@ glue("tr_live_gap", curve_gap, display=False)
 #
 # `unrolled-hqs-gray` ({glue:text}`tr_layers` layers, 5 CG steps each) was trained by
 # `data_scripts/train_unrolled.py` on the CPU profile's problem (512² photos, $K = 4$, $\sigma_n = 0.01$) for
-# {glue:text}`tr_train_steps` steps ({glue:text}`tr_train_minutes:.0f` minutes, one rank with
-# {glue:text}`tr_train_threads` CPU thread(s)), starting from the shipped small DRUNet. The network is short on
+# {glue:text}`tr_train_steps` steps ({glue:text}`tr_train_minutes:.0f` minutes on {glue:text}`tr_train_ranks`
+# rank(s) with {glue:text}`tr_train_threads` CPU thread(s) each), starting from the shipped small DRUNet. The network is short on
 # purpose. Unrolling pays where a few learned layers replace many hand-set iterations, and a layer costs
 # about as much as an iteration. A shorter network also takes more training steps per CPU minute. So it is
 # compared twice: with PnP-HQS run for as many iterations as it has layers (where we aimed for 1 dB), and
@@ -222,6 +222,7 @@ glue("tr_gain_verdict", "at least" if quality_doc["targets"]["gain_at_least_1_db
 glue("tr_train_batch", record["training"]["batch"], display=False)
 glue("tr_train_crop", record["training"]["crop"], display=False)
 glue("tr_train_threads", record["training"]["threads_per_rank"], display=False)
+glue("tr_train_ranks", record["training"]["nprocs"], display=False)
 hqs_defaults = SolverConfig(solver="pnp-hqs")
 hqs_sigmas = hqs_defaults.sigmas(summary["layers"])
 glue("tr_w_first", record["weights"][0], display=False)
